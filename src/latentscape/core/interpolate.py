@@ -1,0 +1,71 @@
+"""Interpolation between tensors, per batch item: lerp, slerp and nlerp.
+
+All functions take ``a`` and ``b`` of shape (B, ...) and ``t`` as a float or a tensor of shape (B,);
+the angle and norms are computed per item over every dimension but the first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+Scalar = float | torch.Tensor
+
+
+def _per_item(t: Scalar, like: torch.Tensor) -> torch.Tensor:
+    """``t`` as a float64 tensor broadcastable to ``like`` (B, ...)."""
+    t = torch.as_tensor(t, dtype=torch.float64, device=like.device)
+    if t.ndim == 0:
+        t = t.expand(like.shape[0])
+    return t.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
+    """Linear interpolation ``(1 - t)·a + t·b``."""
+    tt = _per_item(t, a)
+    return ((1 - tt) * a.double() + tt * b.double()).to(a.dtype)
+
+
+def _sin_ratio(k: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``sin(k·θ) / sin(θ)``, continuous through θ = 0 (where it equals k), via the normalised sinc."""
+    return k * torch.sinc(k * theta / math.pi) / torch.sinc(theta / math.pi)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: Scalar, eps: float = 1e-4) -> torch.Tensor:
+    """Spherical linear interpolation (Shoemake 1985), per item.
+
+    ``slerp = sin((1-t)θ)/sin θ · a + sin(tθ)/sin θ · b`` with θ the angle between ``a`` and ``b``. The
+    coefficients are written with sinc so near-parallel inputs fall back smoothly to lerp: there is no
+    branch and no jump. Nearly opposite inputs (θ within ``eps`` of π), where the great circle is undefined,
+    are interpolated linearly. t = 0 gives ``a`` and t = 1 gives ``b`` exactly.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"slerp needs tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    tt = _per_item(t, a)
+    a64, b64 = a.double(), b.double()
+    dims = tuple(range(1, a.ndim))
+    na = a64.norm(dim=dims, keepdim=True).clamp_min(1e-30)
+    nb = b64.norm(dim=dims, keepdim=True).clamp_min(1e-30)
+    cos = ((a64 / na) * (b64 / nb)).sum(dim=dims, keepdim=True).clamp(-1.0, 1.0)
+    theta = torch.arccos(cos)
+    opposite = theta > math.pi - eps
+    theta = torch.where(opposite, torch.zeros_like(theta), theta)
+    ca, cb = _sin_ratio(1 - tt, theta), _sin_ratio(tt, theta)
+    out = ca * a64 + cb * b64
+    out = torch.where(tt == 0, a64, torch.where(tt == 1, b64, out))
+    return out.to(a.dtype)
+
+
+def nlerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
+    """Normalised lerp: the direction of ``lerp(a, b, t)`` with the norm interpolated linearly."""
+    tt = _per_item(t, a)
+    a64, b64 = a.double(), b.double()
+    dims = tuple(range(1, a.ndim))
+    mix = (1 - tt) * a64 + tt * b64
+    norm = (1 - tt) * a64.norm(dim=dims, keepdim=True) + tt * b64.norm(dim=dims, keepdim=True)
+    out = mix / mix.norm(dim=dims, keepdim=True).clamp_min(1e-30) * norm
+    return out.to(a.dtype)
+
+
+INTERPOLATORS = {"lerp": lerp, "slerp": slerp, "nlerp": nlerp}

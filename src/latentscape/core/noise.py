@@ -1,0 +1,46 @@
+"""Seeded initial noise: one CPU generator per item, so a seed gives the same noise on any device."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Sequence
+
+import torch
+
+from latentscape.core.interpolate import slerp
+
+MAX_SEED = 2**32 - 1
+
+
+def random_seed() -> int:
+    """A fresh seed in [0, 2**32 - 1] (what seed -1 becomes; it is always reported)."""
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+def resolve_seed(seed: int | None) -> int:
+    """-1 or None -> a random seed; any other int is kept."""
+    return random_seed() if seed is None or seed == -1 else int(seed)
+
+
+def batch_seeds(seed: int, n: int) -> list[int]:
+    """A1111 batches: seeds s, s+1, ..., s+n-1."""
+    return [seed + i for i in range(n)]
+
+
+def seeded_noise(seeds: Sequence[int], shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal noise (B, *shape) drawn on the CPU, one ``torch.Generator`` per seed.
+
+    Matches diffusers' ``randn_tensor`` given a list of CPU generators (or one generator for B = 1).
+    """
+    items = [torch.randn((1, *shape), generator=torch.Generator("cpu").manual_seed(int(s)), dtype=dtype) for s in seeds]
+    return torch.cat(items, dim=0)
+
+
+def variation_noise(
+    seeds: Sequence[int],
+    variation_seeds: Sequence[int],
+    strength: float | torch.Tensor,
+    shape: Sequence[int],
+) -> torch.Tensor:
+    """A1111 variation seeds: ``slerp(strength, noise(seed), noise(variation_seed))`` per item."""
+    return slerp(seeded_noise(seeds, shape), seeded_noise(variation_seeds, shape), strength)

@@ -1,0 +1,130 @@
+"""The one protocol every model family implements, over a diffusers pipeline's public components.
+
+A :class:`Family` turns prompts into :class:`Conditioning`, predicts the denoiser output for latents at a
+timestep, and moves images in and out of the (model-space) latent. It never runs a denoising loop: that
+is :mod:`latentscape.sampling`, written once for every family.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Sequence
+
+import torch
+
+from latentscape.models.conditioning import Conditioning
+from latentscape.models.latent_format import LatentFormat
+
+
+class Family(ABC):
+    """Base adapter: holds the diffusers pipeline (used only as a bag of components and for its public
+    ``encode_prompt``) and the latent format; subclasses add prompt encoding and the denoiser call."""
+
+    name: ClassVar[str]
+    pipeline_class: ClassVar[str]
+    is_flow: ClassVar[bool] = False  # flow matching (SD3, FLUX) rather than eps/v prediction
+
+    def __init__(self, pipe: Any, latent_format: LatentFormat, *, model_id: str, device: torch.device, dtype: torch.dtype):
+        self.pipe = pipe
+        self.latent_format = latent_format
+        self.model_id = model_id
+        self.device = torch.device(device)
+        self.dtype = dtype
+
+    # --- what the model is -------------------------------------------------------------------------
+    @property
+    def vae(self):
+        return self.pipe.vae
+
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        """The UNet or transformer."""
+        return self.pipe.unet if getattr(self.pipe, "unet", None) is not None else self.pipe.transformer
+
+    @property
+    def scheduler_config(self) -> dict:
+        """The model's own scheduler config, from which every sampler is built."""
+        return dict(self.pipe.scheduler.config)
+
+    @property
+    def prediction_type(self) -> str:
+        return "flow" if self.is_flow else self.scheduler_config.get("prediction_type", "epsilon")
+
+    @property
+    def embedded_guidance(self) -> bool:
+        """True for guidance-distilled models that take the guidance scale as an input (FLUX dev, LCM-w)."""
+        return False
+
+    def default_size(self) -> tuple[int, int]:
+        """(width, height) the model was made for: the denoiser's sample size times the VAE factor."""
+        size = getattr(self.denoiser.config, "sample_size", 64) or 64
+        size = size[0] if isinstance(size, (list, tuple)) else size
+        return int(size) * self.latent_format.downscale, int(size) * self.latent_format.downscale
+
+    # --- prompts -------------------------------------------------------------------------------------
+    @abstractmethod
+    def encode_prompts(self, prompts: Sequence[str]) -> Conditioning:
+        """Prompts -> conditioning, one item per prompt."""
+
+    def encode_negatives(self, negatives: Sequence[str]) -> Conditioning:
+        """Negative prompts -> the unconditional branch of CFG (SDXL overrides: zeros for empty prompts)."""
+        return self.encode_prompts(negatives)
+
+    def uses_cfg(self, guidance_scale: float | torch.Tensor) -> bool:
+        """Whether CFG needs the unconditional branch: any scale above 1 (diffusers' rule)."""
+        scale = torch.as_tensor(guidance_scale)
+        return bool((scale > 1).any())
+
+    # --- the denoiser ------------------------------------------------------------------------------
+    @abstractmethod
+    def predict(
+        self,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        cond: Conditioning,
+        guidance: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Denoiser output for model-space latents (B, C, h, w) at timestep ``t``, in the scheduler's terms
+        (epsilon, v or flow velocity). ``guidance`` (B,) is the embedded guidance of distilled models."""
+
+    def set_timesteps(self, scheduler, steps: int, height: int, width: int) -> torch.Tensor:
+        """Configure ``scheduler`` for ``steps`` steps at this image size; return its timesteps."""
+        scheduler.set_timesteps(steps, device=self.device)
+        return scheduler.timesteps
+
+    # --- the VAE -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_images(self, pixels: torch.Tensor, sample: torch.Generator | None = None) -> torch.Tensor:
+        """Pixels (B, 3, H, W) in [-1, 1] -> model-space latents (B, C, h, w).
+
+        Uses the posterior mean (deterministic) unless a generator is given to sample it.
+        """
+        vae = self.vae
+        dist = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
+        z = dist.sample(generator=sample) if sample is not None else dist.mode()
+        return self.latent_format.to_model(z.to(self.dtype))
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Model-space latents (B, C, h, w) -> pixels (B, 3, H, W) in [-1, 1] (not clamped)."""
+        vae = self.vae
+        z = self.latent_format.to_vae(latents.to(self.device, vae.dtype))
+        return vae.decode(z, return_dict=False)[0]
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able summary: family, model, prediction, latent format."""
+        lf = self.latent_format
+        return {
+            "family": self.name,
+            "model": self.model_id,
+            "pipeline": type(self.pipe).__name__,
+            "prediction": self.prediction_type,
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "latent_channels": lf.channels,
+            "downscale": lf.downscale,
+            "size_multiple": lf.size_multiple,
+            "scale": lf.scale,
+            "shift": lf.shift,
+            "default_size": list(self.default_size()),
+        }

@@ -1,0 +1,71 @@
+"""Stable Diffusion 3: two CLIP encoders + T5 joined into one token sequence, a pooled vector, flow matching."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Sequence
+
+import torch
+
+from latentscape.core.schedules import flow_shift_mu
+from latentscape.models.conditioning import Conditioning
+from latentscape.models.family import Family
+
+
+def set_flow_timesteps(scheduler, steps: int, device, *, mu: float | None = None, sigmas=None) -> torch.Tensor:
+    """Call ``scheduler.set_timesteps`` with the flow arguments it accepts (``sigmas``, ``mu``)."""
+    accepted = inspect.signature(scheduler.set_timesteps).parameters
+    kwargs = {}
+    if sigmas is not None and "sigmas" in accepted:
+        kwargs["sigmas"] = sigmas
+    else:
+        kwargs["num_inference_steps"] = steps
+    if mu is not None and "mu" in accepted:
+        kwargs["mu"] = mu
+    scheduler.set_timesteps(device=device, **kwargs)
+    return scheduler.timesteps
+
+
+class StableDiffusion3(Family):
+    name = "sd3"
+    pipeline_class = "StableDiffusion3Pipeline"
+    is_flow = True
+    max_sequence_length = 256
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts: Sequence[str]) -> Conditioning:
+        embeds, _, pooled, _ = self.pipe.encode_prompt(
+            list(prompts),
+            None,
+            None,
+            device=self.device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=False,
+            max_sequence_length=self.max_sequence_length,
+        )
+        return Conditioning(embeds=embeds.to(self.dtype), pooled=pooled.to(self.dtype))
+
+    def set_timesteps(self, scheduler, steps, height, width):
+        config = scheduler.config
+        mu = None
+        if config.get("use_dynamic_shifting", None):
+            patch = self.denoiser.config.patch_size
+            d = self.latent_format.downscale
+            seq = (height // d // patch) * (width // d // patch)
+            mu = flow_shift_mu(
+                seq,
+                config.get("base_image_seq_len", 256),
+                config.get("max_image_seq_len", 4096),
+                config.get("base_shift", 0.5),
+                config.get("max_shift", 1.16),
+            )
+        return set_flow_timesteps(scheduler, steps, self.device, mu=mu)
+
+    def predict(self, latents, t, cond, guidance=None):
+        return self.denoiser(
+            hidden_states=latents,
+            timestep=t.expand(latents.shape[0]),
+            encoder_hidden_states=cond.embeds,
+            pooled_projections=cond.pooled,
+            return_dict=False,
+        )[0]

@@ -1,0 +1,45 @@
+"""SDXL: two CLIP text encoders (penultimate states joined), a pooled text vector and size micro-conditioning."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from latentscape.models.conditioning import Conditioning
+from latentscape.models.sd import StableDiffusion
+
+
+class StableDiffusionXL(StableDiffusion):
+    name = "sdxl"
+    pipeline_class = "StableDiffusionXLPipeline"
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts: Sequence[str]) -> Conditioning:
+        embeds, _, pooled, _ = self.pipe.encode_prompt(
+            list(prompts), device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+        )
+        return Conditioning(embeds=embeds.to(self.dtype), pooled=pooled.to(self.dtype))
+
+    @torch.no_grad()
+    def encode_negatives(self, negatives: Sequence[str]) -> Conditioning:
+        # SDXL was trained with zeroed embeddings for an empty negative prompt (force_zeros_for_empty_prompt).
+        if all(not n for n in negatives) and self.pipe.config.get("force_zeros_for_empty_prompt", True):
+            return self.encode_prompts([""]).map(lambda t: torch.zeros_like(t).expand(len(negatives), *t.shape[1:]))
+        return self.encode_prompts(negatives)
+
+    def _time_ids(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, 6): original size, crop top-left, target size — the defaults the SDXL pipeline uses."""
+        h, w = latents.shape[-2] * self.latent_format.downscale, latents.shape[-1] * self.latent_format.downscale
+        ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=latents.dtype, device=self.device)
+        return ids.expand(latents.shape[0], -1)
+
+    def predict(self, latents, t, cond, guidance=None):
+        return self.denoiser(
+            latents,
+            t,
+            encoder_hidden_states=cond.embeds,
+            timestep_cond=self._timestep_cond(guidance, latents.shape[0], latents.dtype),
+            added_cond_kwargs={"text_embeds": cond.pooled, "time_ids": self._time_ids(latents)},
+            return_dict=False,
+        )[0]
