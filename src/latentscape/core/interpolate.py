@@ -21,6 +21,10 @@ def _per_item(t: Scalar, like: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1, *([1] * (like.ndim - 1)))
 
 
+def _norm(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    return torch.linalg.vector_norm(x, dim=dims, keepdim=True)
+
+
 def lerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
     """Linear interpolation ``(1 - t)·a + t·b``."""
     tt = _per_item(t, a)
@@ -45,8 +49,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: Scalar, eps: float = 1e-4) -> tor
     tt = _per_item(t, a)
     a64, b64 = a.double(), b.double()
     dims = tuple(range(1, a.ndim))
-    na = a64.norm(dim=dims, keepdim=True).clamp_min(1e-30)
-    nb = b64.norm(dim=dims, keepdim=True).clamp_min(1e-30)
+    na = _norm(a64, dims).clamp_min(1e-30)
+    nb = _norm(b64, dims).clamp_min(1e-30)
     cos = ((a64 / na) * (b64 / nb)).sum(dim=dims, keepdim=True).clamp(-1.0, 1.0)
     theta = torch.arccos(cos)
     opposite = theta > math.pi - eps
@@ -63,8 +67,8 @@ def nlerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
     a64, b64 = a.double(), b.double()
     dims = tuple(range(1, a.ndim))
     mix = (1 - tt) * a64 + tt * b64
-    norm = (1 - tt) * a64.norm(dim=dims, keepdim=True) + tt * b64.norm(dim=dims, keepdim=True)
-    out = mix / mix.norm(dim=dims, keepdim=True).clamp_min(1e-30) * norm
+    norm = (1 - tt) * _norm(a64, dims) + tt * _norm(b64, dims)
+    out = mix / _norm(mix, dims).clamp_min(1e-30) * norm
     return out.to(a.dtype)
 
 

@@ -27,13 +27,23 @@ def batch_seeds(seed: int, n: int) -> list[int]:
     return [seed + i for i in range(n)]
 
 
-def seeded_noise(seeds: Sequence[int], shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Standard normal noise (B, *shape) drawn on the CPU, one ``torch.Generator`` per seed.
+def seeded_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """One CPU ``torch.Generator`` per seed."""
+    return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
 
-    Matches diffusers' ``randn_tensor`` given a list of CPU generators (or one generator for B = 1).
+
+def draw_noise(generators: Sequence[torch.Generator], shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal noise (B, *shape), item i drawn from ``generators[i]`` (advancing it).
+
+    Matches diffusers' ``randn_tensor`` given a list of CPU generators (or one generator for B = 1); the
+    generators then continue into a stochastic sampler's per-step noise exactly as in diffusers.
     """
-    items = [torch.randn((1, *shape), generator=torch.Generator("cpu").manual_seed(int(s)), dtype=dtype) for s in seeds]
-    return torch.cat(items, dim=0)
+    return torch.cat([torch.randn((1, *shape), generator=g, dtype=dtype) for g in generators], dim=0)
+
+
+def seeded_noise(seeds: Sequence[int], shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal noise (B, *shape) drawn on the CPU, one generator per seed."""
+    return draw_noise(seeded_generators(seeds), shape, dtype)
 
 
 def variation_noise(

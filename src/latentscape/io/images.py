@@ -55,8 +55,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def nearest_multiple(value: int, multiple: int) -> int:
-    """The multiple of ``multiple`` nearest to ``value`` (at least ``multiple``)."""
-    return max(multiple, int(round(value / multiple)) * multiple)
+    """The multiple of ``multiple`` nearest to ``value`` (halves round up; at least ``multiple``)."""
+    return max(multiple, (value + multiple // 2) // multiple * multiple)
 
 
 def fit_size(

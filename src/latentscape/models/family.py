@@ -23,6 +23,7 @@ class Family(ABC):
     name: ClassVar[str]
     pipeline_class: ClassVar[str]
     is_flow: ClassVar[bool] = False  # flow matching (SD3, FLUX) rather than eps/v prediction
+    default_cfg: ClassVar[float] = 7.5
 
     def __init__(self, pipe: Any, latent_format: LatentFormat, *, model_id: str, device: torch.device, dtype: torch.dtype):
         self.pipe = pipe
@@ -69,6 +70,14 @@ class Family(ABC):
     def encode_negatives(self, negatives: Sequence[str]) -> Conditioning:
         """Negative prompts -> the unconditional branch of CFG (SDXL overrides: zeros for empty prompts)."""
         return self.encode_prompts(negatives)
+
+    def split_guidance(self, cfg: float, true_cfg: float = 1.0) -> tuple[float, float | None]:
+        """(scale for classifier-free guidance in the loop, embedded guidance input or None).
+
+        Models that take the guidance scale as an input (guidance-distilled FLUX, LCM-w) get ``cfg`` there
+        and run real CFG only when ``true_cfg`` > 1; every other model runs CFG at ``cfg``.
+        """
+        return (true_cfg, cfg) if self.embedded_guidance else (cfg, None)
 
     def uses_cfg(self, guidance_scale: float | torch.Tensor) -> bool:
         """Whether CFG needs the unconditional branch: any scale above 1 (diffusers' rule)."""

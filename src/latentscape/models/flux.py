@@ -39,6 +39,7 @@ class Flux(Family):
     name = "flux"
     pipeline_class = "FluxPipeline"
     is_flow = True
+    default_cfg = 3.5
     max_sequence_length = 512
 
     @property

@@ -19,9 +19,6 @@ class StableDiffusion(Family):
         # LCM-distilled UNets embed the guidance scale ("w") instead of running CFG.
         return getattr(self.denoiser.config, "time_cond_proj_dim", None) is not None
 
-    def uses_cfg(self, guidance_scale) -> bool:
-        return not self.embedded_guidance and super().uses_cfg(guidance_scale)
-
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str]) -> Conditioning:
         embeds, _ = self.pipe.encode_prompt(

@@ -1,0 +1,76 @@
+"""`latentscape <verb> ...`: a thin layer over the workflows (no logic lives only here)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import warnings
+
+from latentscape import __version__
+
+# Each module exposes register(subparsers); verbs are added in this order in --help.
+COMMANDS = (
+    "latentscape.interfaces.commands.generate",
+    "latentscape.interfaces.commands.latents",
+    "latentscape.interfaces.commands.replay",
+    "latentscape.interfaces.commands.models",
+    "latentscape.interfaces.train_cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentscape",
+        description="Generate, morph, blend, vary and explore in the latent space of diffusion models.",
+    )
+    parser.add_argument("--version", action="version", version=f"latentscape {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true", help="show library logs and warnings")
+    sub = parser.add_subparsers(dest="command", metavar="VERB")
+    sub.required = True
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Keep the terminal to our own output unless --verbose (only the CLI does this, never on import)."""
+    level = logging.INFO if verbose else logging.ERROR
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)
+    for name in ("transformers", "diffusers", "accelerate", "huggingface_hub"):
+        logging.getLogger(name).setLevel(level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from latentscape.errors import LatentscapeError
+
+    argv = sys.argv[1:] if argv is None else argv
+    _quiet_libraries("--verbose" in argv or "-v" in argv[:1])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LatentscapeError as exc:
+        print(f"latentscape {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"latentscape {args.command}: interrupted; nothing was written for unfinished outputs.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

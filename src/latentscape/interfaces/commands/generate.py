@@ -1,0 +1,57 @@
+"""`generate` (txt2img) and `img2img`."""
+
+from __future__ import annotations
+
+import argparse
+
+from latentscape.interfaces.common import (
+    IMAGE_SUFFIXES, Progress, add_model_args, add_output_args, add_sampling_args, check_output_suffix, emit,
+    load_model, output_paths, size_args,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="text to image", description="Generate images from a prompt (txt2img).")
+    p.add_argument("prompt")
+    add_sampling_args(p)
+    add_model_args(p)
+    add_output_args(p)
+    p.set_defaults(func=run_generate)
+
+    p = sub.add_parser("img2img", help="image + prompt to image", description="Repaint an image towards a prompt.")
+    p.add_argument("image", help="input image file")
+    p.add_argument("prompt")
+    p.add_argument("--strength", type=float, default=0.75, help="how much to change: 0 keeps the image, 1 ignores it")
+    p.add_argument("--resize", default="none", choices=["none", "stretch", "crop"],
+                   help="what to do when the image size is not a multiple of the model's factor (default: error)")
+    add_sampling_args(p)
+    add_model_args(p)
+    add_output_args(p)
+    p.set_defaults(func=run_generate)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from latentscape.io.recipe import save_png
+    from latentscape.workflows.generate import GenerateConfig, generate
+
+    check_output_suffix(args.output, IMAGE_SUFFIXES)
+    width, height = size_args(args)
+    config = GenerateConfig(
+        prompt=args.prompt, negative=args.negative, seed=args.seed, steps=args.steps, sampler=args.sampler,
+        cfg=args.cfg, true_cfg=args.true_cfg, guidance_rescale=args.guidance_rescale, width=width, height=height,
+        batch=args.batch, init_image=getattr(args, "image", None), strength=getattr(args, "strength", 0.75),
+        resize=getattr(args, "resize", "none"),
+    )
+    model = load_model(args)
+    progress = Progress(not (args.quiet or args.json))
+    out = generate(model, config, callback=progress)
+    paths = output_paths(args.output, out.seeds)
+    for image, recipe, path in zip(out.images, out.recipes, paths):
+        save_png(image, path, recipe)
+    emit(
+        args,
+        {"workflow": out.recipes[0].workflow, "model": model.model_id, "family": model.name, "seed": out.info["seed"],
+         "outputs": [{"path": str(p), "seed": r.seed} for p, r in zip(paths, out.recipes)]},
+        "\n".join(f"wrote {p} (seed {r.seed})" for p, r in zip(paths, out.recipes)),
+    )
+    return 0

@@ -1,0 +1,38 @@
+"""`replay FILE`: make an output again from the recipe stored in it."""
+
+from __future__ import annotations
+
+import argparse
+
+from latentscape.interfaces.common import IMAGE_SUFFIXES, Progress, check_output_suffix, emit, quiet_loading
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="re-make an output from its recipe", description="Reproduce an image from the recipe latentscape stored in it.")
+    p.add_argument("file", help="a PNG written by latentscape")
+    p.add_argument("-o", "--output", required=True, help="where to write the reproduction (.png)")
+    p.add_argument("--model", "-m", default=None, help="override the model the recipe names")
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=run_replay)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from latentscape.io.recipe import read_recipe, save_png
+    from latentscape.models.load import load
+    from latentscape.workflows.replay import check_inputs, config_from_recipe, replay
+
+    check_output_suffix(args.output, IMAGE_SUFFIXES)
+    recipe = read_recipe(args.file)
+    config_from_recipe(recipe)  # fail on an unknown workflow before loading anything
+    check_inputs(recipe)
+    if not args.verbose:
+        quiet_loading()
+    model = load(args.model or recipe.model, device=args.device)
+    out = replay(model, recipe, callback=Progress(not (args.quiet or args.json)))
+    index = recipe.batch_index
+    save_png(out.images[index], args.output, out.recipes[index])
+    emit(args, {"path": args.output, "workflow": recipe.workflow, "seed": recipe.seed, "model": model.model_id},
+         f"wrote {args.output} ({recipe.workflow}, seed {recipe.seed}, model {model.model_id})")
+    return 0

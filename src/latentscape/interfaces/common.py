@@ -1,0 +1,121 @@
+"""Shared CLI plumbing: model/sampling flags, progress bars, output paths, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from latentscape.errors import LatentscapeError
+
+IMAGE_SUFFIXES = (".png",)
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", "-m", default=None, help="'embedded' (default), a diffusers folder, a .safetensors file, or a hub id")
+    g.add_argument("--config", default=None, help="for a single-file checkpoint: a diffusers folder of the same architecture")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
+    g.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default: fp32 on CPU, half on GPU")
+    g.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.ckpt/.bin) checkpoints: only for files you trust")
+    g.add_argument("--offload", action="store_true", help="GPU: keep each component on the GPU only while it runs")
+
+
+def add_sampling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--negative", "-n", default="", help="negative prompt")
+    g.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale: low explores, high adheres (default: the family's)")
+    g.add_argument("--true-cfg", type=float, default=1.0, help="real CFG on guidance-distilled models (FLUX dev), with --negative")
+    g.add_argument("--guidance-rescale", type=float, default=0.0, help="guidance rescale phi, 0..1 (0.7 recommended for v-prediction)")
+    g.add_argument("--steps", type=int, default=25)
+    g.add_argument("--sampler", default="euler", help="euler, euler_a, heun, ddim, dpmpp_2m, dpmpp_2m_karras, unipc, lcm; flow_euler/flow_heun for SD3/FLUX")
+    g.add_argument("--seed", type=int, default=-1, help="-1 = random (the seed used is reported)")
+    g.add_argument("--size", default=None, help="WIDTHxHEIGHT in pixels (default: the model's)")
+    if batch:
+        g.add_argument("--batch", type=int, default=1, help="N images with seeds s, s+1, ...")
+
+
+def add_output_args(p: argparse.ArgumentParser, default_hint: str = "outputs/NNNNN-SEED.png") -> None:
+    p.add_argument("-o", "--output", default=None, help=f"output file (default: {default_hint})")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def quiet_loading() -> None:
+    """Hide diffusers'/transformers' loading bars (the CLI shows its own progress)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
+def load_model(args: argparse.Namespace):
+    from latentscape.models.load import load
+
+    if not getattr(args, "verbose", False):
+        quiet_loading()
+
+    return load(args.model, device=args.device, dtype=args.dtype, config=args.config,
+                allow_pickle=args.allow_pickle, offload=args.offload)
+
+
+def size_args(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    from latentscape.io.images import parse_size
+
+    return parse_size(args.size) if args.size else (None, None)
+
+
+def check_output_suffix(path: str | None, suffixes: Sequence[str], flag: str = "-o") -> None:
+    """Fail before any work if an output path has an extension we cannot write."""
+    if path is not None and Path(path).suffix.lower() not in suffixes:
+        raise LatentscapeError(f"{flag} '{path}' has an unknown extension '{Path(path).suffix}'; accepted: {', '.join(suffixes)}.")
+
+
+def output_paths(output: str | None, seeds: Sequence[int], folder: str = "outputs") -> list[Path]:
+    """``-o x.png`` -> x.png (one image) or x-0.png, x-1.png, ... (a batch); none -> outputs/NNNNN-SEED.png."""
+    if output is not None:
+        path = Path(output)
+        if len(seeds) == 1:
+            return [path]
+        return [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(len(seeds))]
+    root = Path(folder)
+    start = 0
+    if root.is_dir():
+        numbers = [int(m.group(1)) for f in root.iterdir() if (m := re.match(r"(\d{5})-", f.name))]
+        start = max(numbers, default=-1) + 1
+    return [root / f"{start + i:05d}-{seed}.png" for i, seed in enumerate(seeds)]
+
+
+class Progress:
+    """A tqdm bar fed by the sampling loop's step callback (to stderr; silent with --quiet/--json)."""
+
+    def __init__(self, enabled: bool, desc: str = "sampling"):
+        self.enabled, self.desc, self.bar = enabled, desc, None
+
+    def __call__(self, state) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=state.total, desc=self.desc, unit="step", file=sys.stderr, leave=False)
+        self.bar.update(1)
+        if state.step + 1 >= state.total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
+    """Print JSON (``--json``) or a human line."""
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(human)

@@ -1,0 +1,270 @@
+"""Load a model into its family adapter: the embedded default, a local diffusers folder, a hub id
+(when online) or a single checkpoint file plus a config folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentscape.errors import LatentscapeError
+from latentscape.models.family import Family
+from latentscape.models.latent_format import FORMATS
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DIR = Path(__file__).parent / "embedded"
+EMBEDDED_NAMES = (None, "", "embedded", "default")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+# diffusers pipeline class (as in model_index.json) -> family name; img2img/inpaint variants share components.
+PIPELINE_FAMILIES = {
+    "StableDiffusionPipeline": "sd",
+    "StableDiffusionImg2ImgPipeline": "sd",
+    "StableDiffusionInpaintPipeline": "sd",
+    "StableDiffusionXLPipeline": "sdxl",
+    "StableDiffusionXLImg2ImgPipeline": "sdxl",
+    "StableDiffusionXLInpaintPipeline": "sdxl",
+    "StableDiffusion3Pipeline": "sd3",
+    "StableDiffusion3Img2ImgPipeline": "sd3",
+    "FluxPipeline": "flux",
+    "FluxImg2ImgPipeline": "flux",
+}
+
+
+def family_classes() -> dict[str, type[Family]]:
+    from latentscape.models.flux import Flux
+    from latentscape.models.sd import StableDiffusion
+    from latentscape.models.sd3 import StableDiffusion3
+    from latentscape.models.sdxl import StableDiffusionXL
+
+    return {c.name: c for c in (StableDiffusion, StableDiffusionXL, StableDiffusion3, Flux)}
+
+
+def auto_device(device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        try:
+            return torch.device(device)
+        except RuntimeError:
+            raise LatentscapeError(f"--device got '{device}'; expected cpu, cuda, cuda:N or mps.") from None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+          "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+def auto_dtype(dtype: str | torch.dtype | None, device: torch.device, family: str) -> torch.dtype:
+    """fp32 on CPU; half precision on accelerators (bf16 for SD3/FLUX, which overflow in fp16)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is not None:
+        if dtype not in DTYPES:
+            raise LatentscapeError(f"--dtype got '{dtype}'; accepted: fp32, fp16, bf16.")
+        return DTYPES[dtype]
+    if device.type == "cpu":
+        return torch.float32
+    return torch.bfloat16 if family in ("sd3", "flux") else torch.float16
+
+
+def sniff_file(path: Path) -> str:
+    """'safetensors' or 'pickle' by the file's first bytes (never by its extension)."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+        return "safetensors"
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        return "pickle"
+    return "unknown"
+
+
+def family_of_state_keys(keys: list[str]) -> str:
+    """Guess the family of an original-layout checkpoint from its tensor names."""
+    text = "\n".join(keys[:20000])
+    if "double_blocks." in text or "single_transformer_blocks." in text:
+        return "flux"
+    if "joint_blocks." in text or "transformer_blocks.0.attn.add_q_proj" in text:
+        return "sd3"
+    if "conditioner.embedders.1" in text or "add_embedding.linear_1" in text:
+        return "sdxl"
+    return "sd"
+
+
+def _pipeline_class_of(folder: Path) -> str:
+    index = folder / "model_index.json"
+    try:
+        return json.loads(index.read_text())["_class_name"]
+    except (OSError, ValueError, KeyError):
+        raise LatentscapeError(f"'{folder}/model_index.json' is missing or unreadable; expected a diffusers pipeline folder.") from None
+
+
+def _from_pretrained(cls, source: str, dtype: torch.dtype, family: str, **kwargs):
+    extra: dict[str, Any] = {}
+    if family == "sd":
+        extra = {"safety_checker": None, "requires_safety_checker": False}
+    return cls.from_pretrained(source, dtype=dtype, **extra, **kwargs)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection (HF_HUB_OFFLINE=1 means no)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _from_hub(cls, source: str, dtype: torch.dtype, family: str):
+    """From the local hub cache if it is there, else from the hub (when reachable)."""
+    try:
+        return _from_pretrained(cls, source, dtype, family, local_files_only=True)
+    except Exception:
+        if not hub_reachable():
+            raise
+        return _from_pretrained(cls, source, dtype, family)
+
+
+def _hub_config(source: str) -> dict:
+    from diffusers import DiffusionPipeline
+
+    try:
+        return DiffusionPipeline.load_config(source, local_files_only=True)
+    except Exception:
+        if not hub_reachable():
+            raise
+        return DiffusionPipeline.load_config(source)
+
+
+def _offline_error(source: str, exc: Exception) -> LatentscapeError:
+    return LatentscapeError(
+        f"could not fetch model '{source}' from the Hugging Face hub ({type(exc).__name__}): this machine is offline "
+        "or the id is wrong and it is not in the local cache; pass a local diffusers folder, a .safetensors file, "
+        "or 'embedded'."
+    )
+
+
+def load(
+    model: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    config: str | os.PathLike | None = None,
+    allow_pickle: bool = False,
+    offload: bool = False,
+) -> Family:
+    """Load ``model`` and return its family adapter.
+
+    - ``None`` / ``"embedded"``: the model shipped inside latentscape (no download).
+    - a folder with ``model_index.json``: any SD1.x/2.x, SDXL, SD3 or FLUX diffusers folder.
+    - a single checkpoint file (``.safetensors``; pickles only with ``allow_pickle=True``) plus ``config``,
+      a diffusers folder (or hub id, when online) describing its architecture.
+    - a hub id ``org/name``: passed to diffusers (needs the network or the local cache).
+
+    Device and dtype are automatic (fp32 on CPU, fp16/bf16 on GPU with an fp32 VAE where the VAE needs it)
+    and can be overridden. ``offload=True`` moves each component to the GPU only while it runs.
+    """
+    import diffusers
+
+    name = None if model is None else str(model)
+    if name in EMBEDDED_NAMES:
+        if not (EMBEDDED_DIR / "model_index.json").is_file():
+            raise LatentscapeError(
+                "the embedded model is not in this installation (src/latentscape/models/embedded is empty); "
+                "pass --model with a diffusers folder or train it with `latentscape train`."
+            )
+        source, model_id = str(EMBEDDED_DIR), "embedded"
+    else:
+        source, model_id = name, name
+    path = Path(source)
+    dev = auto_device(device)
+
+    if path.is_dir():
+        class_name = _pipeline_class_of(path)
+        family = PIPELINE_FAMILIES.get(class_name)
+        if family is None:
+            raise LatentscapeError(
+                f"'{path}' holds a {class_name}, which latentscape does not support; accepted: SD1.x/2.x, SDXL, SD3 and FLUX pipelines."
+            )
+        dt = auto_dtype(dtype, dev, family)
+        cls = getattr(diffusers, family_classes()[family].pipeline_class)
+        pipe = _from_pretrained(cls, str(path), dt, family)
+    elif path.is_file():
+        kind = sniff_file(path)
+        if kind == "pickle" and not allow_pickle:
+            raise LatentscapeError(
+                f"'{path}' is a pickle checkpoint, which can run arbitrary code when loaded; convert it to .safetensors "
+                "or pass --allow-pickle if you trust its source."
+            )
+        if kind == "unknown":
+            raise LatentscapeError(f"'{path}' is neither a .safetensors nor a PyTorch checkpoint file.")
+        if config is None:
+            raise LatentscapeError(
+                f"single-file checkpoint '{path}' needs --config: a diffusers folder (or hub id) of the same architecture."
+            )
+        if kind == "safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                family = family_of_state_keys(list(f.keys()))
+        else:
+            family = "sd"
+        if Path(config).is_dir():
+            family = PIPELINE_FAMILIES.get(_pipeline_class_of(Path(config)), family)
+        dt = auto_dtype(dtype, dev, family)
+        cls = getattr(diffusers, family_classes()[family].pipeline_class)
+        extra = {"safety_checker": None, "requires_safety_checker": False} if family == "sd" else {}
+        try:
+            pipe = cls.from_single_file(str(path), config=str(config), dtype=dt, local_files_only=Path(config).is_dir(), **extra)
+        except (OSError, ValueError) as exc:
+            raise LatentscapeError(f"could not load single file '{path}' with config '{config}': {exc}".split("\n")[0]) from None
+    elif HUB_ID.match(source):
+        try:
+            config_dict = _hub_config(source)
+        except Exception as exc:  # hub/network errors come in many types
+            raise _offline_error(source, exc) from None
+        family = PIPELINE_FAMILIES.get(config_dict.get("_class_name", ""))
+        if family is None:
+            raise LatentscapeError(f"hub model '{source}' is a {config_dict.get('_class_name')}, which latentscape does not support.")
+        dt = auto_dtype(dtype, dev, family)
+        cls = getattr(diffusers, family_classes()[family].pipeline_class)
+        try:
+            pipe = _from_hub(cls, source, dt, family)
+        except Exception as exc:
+            raise _offline_error(source, exc) from None
+    else:
+        raise LatentscapeError(
+            f"model '{source}' is not 'embedded', an existing diffusers folder, a .safetensors file or a hub id (org/name)."
+        )
+
+    if offload and dev.type == "cuda":
+        pipe.enable_model_cpu_offload()
+    else:
+        pipe.to(dev)
+    if dt == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
+        pipe.vae.to(torch.float32)  # SD/SDXL VAEs overflow in fp16
+    pipe.set_progress_bar_config(disable=True)
+
+    latent_format = FORMATS[family].from_vae_config(pipe.vae.config)
+    extra_file = path / "latentscape.json" if path.is_dir() else None
+    if extra_file is not None and extra_file.is_file():
+        meta = json.loads(extra_file.read_text())
+        if meta.get("latent_rgb_factors"):
+            latent_format = latent_format.with_rgb(meta["latent_rgb_factors"], meta.get("latent_rgb_bias"))
+    adapter = family_classes()[family](pipe, latent_format, model_id=model_id, device=dev, dtype=dt)
+    log.info("loaded %s (%s) on %s as %s", model_id, family, dev, dt)
+    return adapter

@@ -1,0 +1,59 @@
+"""Replay a recipe: rebuild the workflow's config from it and run it again (bit for bit on the same machine)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from latentscape.errors import LatentscapeError
+from latentscape.io.recipe import Recipe, file_sha256
+from latentscape.models.family import Family
+from latentscape.workflows.common import Output
+
+# recipe.workflow -> (module, config class, function); imported lazily.
+WORKFLOWS: dict[str, tuple[str, str, str]] = {
+    "generate": ("latentscape.workflows.generate", "GenerateConfig", "generate"),
+    "img2img": ("latentscape.workflows.generate", "GenerateConfig", "generate"),
+}
+
+
+def register(name: str, module: str, config_class: str, function: str) -> None:
+    """Make recipes of workflow ``name`` replayable."""
+    WORKFLOWS[name] = (module, config_class, function)
+
+
+def resolve(name: str) -> tuple[type, Any]:
+    if name not in WORKFLOWS:
+        raise LatentscapeError(f"recipe workflow '{name}' is unknown to this latentscape; known: {', '.join(sorted(WORKFLOWS))}.")
+    module, cls, fn = WORKFLOWS[name]
+    mod = importlib.import_module(module)
+    return getattr(mod, cls), getattr(mod, fn)
+
+
+def check_inputs(recipe: Recipe) -> None:
+    """Every input file the recipe names must still exist with the same content."""
+    for role, item in recipe.inputs.items():
+        entries = item if isinstance(item, list) else [item]
+        for entry in entries:
+            path = Path(entry["path"])
+            if not path.is_file():
+                raise LatentscapeError(f"the recipe's {role} '{path}' no longer exists; replay needs the same input file.")
+            if file_sha256(path) != entry["sha256"]:
+                raise LatentscapeError(f"the recipe's {role} '{path}' has changed since the output was made (SHA-256 differs); replay would not reproduce it.")
+
+
+def config_from_recipe(recipe: Recipe):
+    cls, _ = resolve(recipe.workflow)
+    known = cls.__dataclass_fields__
+    unknown = sorted(set(recipe.params) - set(known))
+    if unknown:
+        raise LatentscapeError(f"the recipe has parameters this latentscape does not know ({', '.join(unknown)}); it was made by a newer version.")
+    return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in recipe.params.items()})
+
+
+def replay(model: Family, recipe: Recipe, **kwargs) -> Output:
+    """Run the recipe's workflow again on ``model``; returns the whole batch (``recipe.batch_index`` is this one)."""
+    check_inputs(recipe)
+    _, fn = resolve(recipe.workflow)
+    return fn(model, config_from_recipe(recipe), **kwargs)
