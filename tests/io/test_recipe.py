@@ -50,3 +50,14 @@ def test_read_recipe_errors(tmp_path):
     text.write_text("x")
     with pytest.raises(LatentscapeError, match="is not an image"):
         read_recipe(text)
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "perm.png"
+    save_png(Image.new("RGB", (2, 2)), path, None)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
