@@ -93,7 +93,7 @@ def denoise(
         init = init_latents.to(model.device, model.dtype)
         t0 = timesteps[:1].repeat(batch)
         latents = scheduler.scale_noise(init, t0, latents) if model.is_flow else scheduler.add_noise(init, latents, t0)
-    else:
+    elif not model.is_flow:  # flow matching starts from unit-variance noise as is
         latents = latents * scheduler.init_noise_sigma
 
     scale = _per_item(guidance_scale, batch).to(model.device)
@@ -118,7 +118,8 @@ def denoise(
     total = len(timesteps)
     for i, t in enumerate(timesteps):
         x_in = torch.cat([latents, latents]) if use_cfg else latents
-        x_in = scheduler.scale_model_input(x_in, t)
+        if hasattr(scheduler, "scale_model_input"):  # flow-matching schedulers have none
+            x_in = scheduler.scale_model_input(x_in, t)
         out = model.predict(x_in, t, cond_in, emb)
         if use_cfg:
             out_uncond, out_cond = out.chunk(2)

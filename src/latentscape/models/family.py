@@ -71,6 +71,10 @@ class Family(ABC):
         """Negative prompts -> the unconditional branch of CFG (SDXL overrides: zeros for empty prompts)."""
         return self.encode_prompts(negatives)
 
+    def default_guidance(self) -> float:
+        """The CFG scale used when none is given."""
+        return self.default_cfg
+
     def split_guidance(self, cfg: float, true_cfg: float = 1.0) -> tuple[float, float | None]:
         """(scale for classifier-free guidance in the loop, embedded guidance input or None).
 

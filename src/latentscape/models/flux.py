@@ -46,6 +46,10 @@ class Flux(Family):
     def embedded_guidance(self) -> bool:
         return bool(getattr(self.denoiser.config, "guidance_embeds", False))
 
+    def default_guidance(self) -> float:
+        # dev: 3.5 goes into the guidance embedding; schnell (no embedding): no CFG unless asked for
+        return self.default_cfg if self.embedded_guidance else 1.0
+
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str]) -> Conditioning:
         embeds, pooled, _ = self.pipe.encode_prompt(

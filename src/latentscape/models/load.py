@@ -107,10 +107,19 @@ def _pipeline_class_of(folder: Path) -> str:
         raise LatentscapeError(f"'{folder}/model_index.json' is missing or unreadable; expected a diffusers pipeline folder.") from None
 
 
+def _missing_components(folder: Path) -> dict[str, None]:
+    """Components saved as ``[null, null]`` (e.g. SD3 without T5) must be passed as None to load."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: None for k, v in index.items() if isinstance(v, list) and v == [None, None]}
+
+
 def _from_pretrained(cls, source: str, dtype: torch.dtype, family: str, **kwargs):
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = _missing_components(Path(source)) if Path(source).is_dir() else {}
     if family == "sd":
-        extra = {"safety_checker": None, "requires_safety_checker": False}
+        extra.update(safety_checker=None, requires_safety_checker=False)
     return cls.from_pretrained(source, dtype=dtype, **extra, **kwargs)
 
 

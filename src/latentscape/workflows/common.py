@@ -58,7 +58,7 @@ def resolve_size(model: Family, width: int | None, height: int | None) -> tuple[
 
 def guidance(model: Family, cfg: float | None, true_cfg: float = 1.0) -> tuple[float, float, float | None]:
     """(cfg actually used, loop CFG scale, embedded guidance or None)."""
-    used = model.default_cfg if cfg is None else float(cfg)
+    used = model.default_guidance() if cfg is None else float(cfg)
     loop_scale, embedded = model.split_guidance(used, true_cfg)
     return used, loop_scale, embedded
 

@@ -1,0 +1,229 @@
+"""The emoji dataset: npm packages -> one compressed array file of 64x64 RGB images with captions.
+
+Sources (fetched with ``npm pack`` into a cache folder outside git, never committed):
+``emoji-datasource`` (names and categories in ``emoji.json``), ``emoji-datasource-google`` (Noto Emoji,
+Apache-2.0) and ``emoji-datasource-twitter`` (Twemoji, CC-BY 4.0), each with ``img/<style>/64/*.png``.
+
+Caption: ``<name>[: <skin tone(s)>], <style> style``, e.g. ``father christmas: light skin tone, twitter style``.
+
+Split: a seeded 5 % of *images* is held out, chosen so that every held-out image's emoji name keeps at
+least one training image (in the other style or another skin tone). The VAE is evaluated on the held-out
+images; prompt adherence asks for the nearest *training* image, so each name must exist in training.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+STYLES: tuple[str, ...] = ("google", "twitter")
+PACKAGES: tuple[str, ...] = ("emoji-datasource", *(f"emoji-datasource-{s}" for s in STYLES))
+SKIN_TONES: dict[str, str] = {
+    "1F3FB": "light skin tone",
+    "1F3FC": "medium-light skin tone",
+    "1F3FD": "medium skin tone",
+    "1F3FE": "medium-dark skin tone",
+    "1F3FF": "dark skin tone",
+}
+SIZE = 64
+DATA_FILE = "emoji64.npz"
+
+
+def default_cache() -> Path:
+    """``$LATENTSCAPE_CACHE/emoji`` or ``~/.cache/latentscape/emoji``."""
+    root = os.environ.get("LATENTSCAPE_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "latentscape") / "emoji"
+
+
+# --- captions ---------------------------------------------------------------------------------------
+def tone_words(tone_key: str) -> str:
+    """``"1F3FB"`` -> ``"light skin tone"``; ``"1F3FB-1F3FF"`` -> ``"light skin tone, dark skin tone"``.
+
+    Two equal tones (couples in one tone) read as one.
+    """
+    parts = [SKIN_TONES[p] for p in tone_key.upper().split("-")]
+    if len(parts) == 2 and parts[0] == parts[1]:
+        parts = parts[:1]
+    return ", ".join(parts)
+
+
+def caption(name: str, style: str, tones: str | None = None) -> str:
+    """The training caption: ``<name>[: <tones>], <style> style``."""
+    name = " ".join(name.lower().split())
+    return f"{name}: {tones}, {style} style" if tones else f"{name}, {style} style"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One image to extract: its file in the style's package and its labels."""
+
+    image: str  # file name under img/<style>/64/
+    name: str  # lower-cased emoji name (the adherence label)
+    tones: str | None
+    style: str
+    category: str
+
+    @property
+    def caption(self) -> str:
+        return caption(self.name, self.style, self.tones)
+
+
+def entries(emoji_json: Sequence[dict], styles: Iterable[str] = STYLES) -> list[Entry]:
+    """Every (emoji or skin-tone variant, style) whose image exists for that style (``has_img_<style>``)."""
+    out: list[Entry] = []
+    for style in styles:
+        for e in sorted(emoji_json, key=lambda e: e.get("sort_order", 0)):
+            name = " ".join(str(e["name"] or e.get("short_name", "")).lower().split())
+            if e.get(f"has_img_{style}"):
+                out.append(Entry(e["image"], name, None, style, e.get("category", "")))
+            for key, var in sorted((e.get("skin_variations") or {}).items()):
+                if var.get(f"has_img_{style}"):
+                    out.append(Entry(var["image"], name, tone_words(key), style, e.get("category", "")))
+    return out
+
+
+def split_heldout(names: Sequence[str], fraction: float = 0.05, seed: int = 0) -> np.ndarray:
+    """Boolean mask of held-out images: a seeded ``fraction`` of images, never a name's last training image."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(names))
+    remaining: dict[str, int] = {}
+    for n in names:
+        remaining[n] = remaining.get(n, 0) + 1
+    heldout = np.zeros(len(names), dtype=bool)
+    target = int(round(fraction * len(names)))
+    for i in order:
+        if heldout.sum() >= target:
+            break
+        if remaining[names[i]] > 1:
+            heldout[i] = True
+            remaining[names[i]] -= 1
+    return heldout
+
+
+# --- images -----------------------------------------------------------------------------------------
+def on_white(png: bytes, size: int = SIZE) -> np.ndarray:
+    """PNG bytes -> (size, size, 3) uint8, transparency composited on white."""
+    with Image.open(io.BytesIO(png)) as im:
+        rgba = im.convert("RGBA")
+    if rgba.size != (size, size):
+        rgba = rgba.resize((size, size), Image.Resampling.LANCZOS)
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
+
+
+def npm_pack(packages: Sequence[str], cache: Path) -> dict[str, Path]:
+    """``npm pack`` each package into ``cache`` unless its tarball is already there; package -> tarball."""
+    cache.mkdir(parents=True, exist_ok=True)
+    found = {p: sorted(cache.glob(f"{p}-[0-9]*.tgz")) for p in packages}
+    missing = [p for p in packages if not found[p]]
+    if missing:
+        log.info("npm pack %s -> %s", " ".join(missing), cache)
+        try:
+            subprocess.run(["npm", "pack", *missing], cwd=cache, check=True, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise RuntimeError("`npm` was not found: install Node.js/npm or put the package tarballs in the cache.") from None
+        found = {p: sorted(cache.glob(f"{p}-[0-9]*.tgz")) for p in packages}
+    return {p: tars[-1] for p, tars in found.items()}
+
+
+def _read_member(tar: tarfile.TarFile, name: "str | tarfile.TarInfo") -> bytes:
+    f = tar.extractfile(name)
+    if f is None:
+        raise KeyError(name)
+    return f.read()
+
+
+def build(cache: Path | None = None, out: Path | None = None, *, fraction: float = 0.05, seed: int = 0) -> Path:
+    """Fetch the packages (if needed), extract, caption and split; write ``emoji64.npz`` and return its path.
+
+    The file holds ``images`` (N, 64, 64, 3) uint8, ``captions``, ``names``, ``tones``, ``styles``,
+    ``categories`` (str arrays) and ``heldout`` (bool).
+    """
+    cache = Path(cache) if cache is not None else default_cache()
+    out = Path(out) if out is not None else cache / DATA_FILE
+    tars = npm_pack(PACKAGES, cache)
+    with tarfile.open(tars["emoji-datasource"]) as t:
+        emoji_json = json.loads(_read_member(t, "package/emoji.json"))
+    items = entries(emoji_json)
+    images = np.zeros((len(items), SIZE, SIZE, 3), dtype=np.uint8)
+    keep = np.zeros(len(items), dtype=bool)
+    for style in STYLES:
+        wanted = {f"package/img/{style}/64/{e.image}": i for i, e in enumerate(items) if e.style == style}
+        with tarfile.open(tars[f"emoji-datasource-{style}"]) as t:
+            for member in t:  # one sequential pass: random access into a .tgz re-reads the stream
+                i = wanted.get(member.name)
+                if i is not None:
+                    images[i] = on_white(_read_member(t, member))
+                    keep[i] = True
+    if not keep.all():
+        log.warning("%d listed images are missing from the packages; skipped", int((~keep).sum()))
+    items = [e for e, k in zip(items, keep) if k]
+    images = images[keep]
+    names = [e.name for e in items]
+    heldout = split_heldout(names, fraction, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out,
+        images=images,
+        captions=np.array([e.caption for e in items]),
+        names=np.array(names),
+        tones=np.array([e.tones or "" for e in items]),
+        styles=np.array([e.style for e in items]),
+        categories=np.array([e.category for e in items]),
+        heldout=heldout,
+    )
+    log.info("wrote %s: %d images (%d held out)", out, len(items), int(heldout.sum()))
+    return out
+
+
+@dataclass(frozen=True)
+class EmojiData:
+    """The dataset in memory: images (N, 64, 64, 3) uint8 and per-image labels."""
+
+    images: np.ndarray
+    captions: np.ndarray
+    names: np.ndarray
+    styles: np.ndarray
+    heldout: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, mask: np.ndarray) -> "EmojiData":
+        return EmojiData(self.images[mask], self.captions[mask], self.names[mask], self.styles[mask], self.heldout[mask])
+
+    @property
+    def train(self) -> "EmojiData":
+        return self.subset(~self.heldout)
+
+    @property
+    def test(self) -> "EmojiData":
+        return self.subset(self.heldout)
+
+
+def load(path: Path | str | None = None) -> EmojiData:
+    """Read the array file written by :func:`build` (default: in the cache folder)."""
+    path = Path(path) if path is not None else default_cache() / DATA_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset '{path}' does not exist; build it with `latentscape train data`.")
+    with np.load(path) as z:
+        return EmojiData(z["images"], z["captions"], z["names"], z["styles"], z["heldout"])
+
+
+def to_tensor(images: np.ndarray):
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 in [-1, 1]."""
+    import torch
+
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
