@@ -75,3 +75,13 @@ def tiny_flux_schnell(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_sd_single_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """``(checkpoint, config_folder)``: the tiny SD1 model (same weights as ``tiny_sd``) as one LDM file."""
     return make_sd_single_file(tmp_path_factory.mktemp("tiny_sd_single_file"))
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    """The shipped embedded model, loaded once (fp32, CPU)."""
+    from latentscape.models.load import EMBEDDED_DIR, load
+
+    if not (EMBEDDED_DIR / "model_index.json").is_file():
+        pytest.skip("the embedded model has not been exported into src/latentscape/models/embedded yet")
+    return load("embedded", device="cpu")

@@ -15,6 +15,15 @@ from latentscape.workflows.common import Output
 WORKFLOWS: dict[str, tuple[str, str, str]] = {
     "generate": ("latentscape.workflows.generate", "GenerateConfig", "generate"),
     "img2img": ("latentscape.workflows.generate", "GenerateConfig", "generate"),
+    # navigation and exploration workflows (each module defines its config dataclass and function)
+    "morph": ("latentscape.workflows.morph", "MorphConfig", "morph"),
+    "vary": ("latentscape.workflows.vary", "VaryConfig", "vary"),
+    "blend": ("latentscape.workflows.blend", "BlendConfig", "blend"),
+    "mix": ("latentscape.workflows.mix", "MixConfig", "mix"),
+    "explore": ("latentscape.workflows.explore", "ExploreConfig", "explore"),
+    "map": ("latentscape.workflows.latent_map", "MapConfig", "latent_map"),
+    "sweep": ("latentscape.workflows.sweep", "SweepConfig", "sweep"),
+    "math": ("latentscape.workflows.latent_math", "MathConfig", "latent_math"),
 }
 
 
@@ -44,7 +53,10 @@ def check_inputs(recipe: Recipe) -> None:
 
 
 def config_from_recipe(recipe: Recipe):
+    """The workflow config a recipe describes (``cls.from_params`` when the config class defines one)."""
     cls, _ = resolve(recipe.workflow)
+    if hasattr(cls, "from_params"):
+        return cls.from_params(dict(recipe.params))
     known = cls.__dataclass_fields__
     unknown = sorted(set(recipe.params) - set(known))
     if unknown:

@@ -1,0 +1,131 @@
+"""Points in latent space that users name: a prompt, a seed, an image, or a prompt with a seed.
+
+Command-line syntax (one argument each):
+- ``"grinning face, google style"``   a prompt (noise from the default seed)
+- ``seed:42``                         a seed (conditioning from the nearest prompt)
+- ``"cat face, twitter style@42"``    a prompt with its own seed (``PROMPT@SEED``)
+- ``image:path.png`` or an existing image file path: an image (VAE-encoded)
+- a JSON file (``--keyframes path.json``): a list of objects with ``prompt``, ``seed``, ``image``, ``cfg``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from latentscape.errors import LatentscapeError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+_SEED = re.compile(r"^seed:(-?\d+)$", re.IGNORECASE)
+_PROMPT_SEED = re.compile(r"^(?P<prompt>.*\S)\s*@\s*(?P<seed>\d+)$", re.DOTALL)
+KEYFRAME_HELP = ("a prompt, seed:N, PROMPT@SEED, image:PATH or an image file path")
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """A named point: any of prompt / seed / image; what is missing is filled by :func:`resolve`."""
+
+    prompt: str | None = None
+    seed: int | None = None
+    image: str | None = None
+    cfg: float | None = None  # optional per-keyframe CFG (interpolated along a path)
+
+    @property
+    def kind(self) -> str:
+        if self.image is not None:
+            return "image"
+        if self.prompt is not None and self.seed is not None:
+            return "prompt+seed"
+        return "prompt" if self.prompt is not None else "seed"
+
+    def label(self) -> str:
+        if self.image is not None:
+            return Path(self.image).name
+        parts = [self.prompt or ""] + ([f"seed {self.seed}"] if self.seed is not None else [])
+        return " @ ".join(p for p in parts if p)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def parse_keyframe(text: str) -> Keyframe:
+    """One command-line argument -> a :class:`Keyframe` (see the module docstring for the syntax)."""
+    if not isinstance(text, str) or not text.strip():
+        raise LatentscapeError(f"keyframe '{text}' is empty; expected {KEYFRAME_HELP}.")
+    text = text.strip()
+    if m := _SEED.match(text):
+        return Keyframe(seed=int(m.group(1)))
+    if text.lower().startswith("image:"):
+        return Keyframe(image=text[len("image:"):])
+    if text.lower().endswith(IMAGE_EXTENSIONS) and (os.sep in text or "/" in text or Path(text).exists()):
+        return Keyframe(image=text)
+    if m := _PROMPT_SEED.match(text):
+        return Keyframe(prompt=m.group("prompt"), seed=int(m.group("seed")))
+    if re.match(r"^[a-z]+:\S", text, re.IGNORECASE) and not text.lower().startswith(("seed:", "image:")) and " " not in text.split(":", 1)[0]:
+        kind = text.split(":", 1)[0]
+        raise LatentscapeError(f"keyframe '{text}' has an unknown kind '{kind}:'; expected {KEYFRAME_HELP}.")
+    return Keyframe(prompt=text)
+
+
+def keyframe_from_dict(item: Any, where: str) -> Keyframe:
+    if isinstance(item, str):
+        return parse_keyframe(item)
+    if not isinstance(item, dict):
+        raise LatentscapeError(f"{where} is a {type(item).__name__}; expected an object with prompt/seed/image/cfg or a string.")
+    unknown = sorted(set(item) - {"prompt", "seed", "image", "cfg"})
+    if unknown:
+        raise LatentscapeError(f"{where} has unknown keys {', '.join(unknown)}; accepted: prompt, seed, image, cfg.")
+    if not any(item.get(k) is not None for k in ("prompt", "seed", "image")):
+        raise LatentscapeError(f"{where} names no prompt, seed or image.")
+    try:
+        return Keyframe(
+            prompt=None if item.get("prompt") is None else str(item["prompt"]),
+            seed=None if item.get("seed") is None else int(item["seed"]),
+            image=None if item.get("image") is None else str(item["image"]),
+            cfg=None if item.get("cfg") is None else float(item["cfg"]),
+        )
+    except (TypeError, ValueError):
+        raise LatentscapeError(f"{where} has a seed or cfg that is not a number.") from None
+
+
+def load_keyframe_file(path: str | os.PathLike) -> list[Keyframe]:
+    """A JSON list of keyframes (objects or strings), or ``{"keyframes": [...]}``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError:
+        raise LatentscapeError(f"keyframe file '{path}' cannot be read.") from None
+    except ValueError as exc:
+        raise LatentscapeError(f"keyframe file '{path}' is not valid JSON ({exc}).") from None
+    if isinstance(data, dict):
+        data = data.get("keyframes")
+    if not isinstance(data, list):
+        raise LatentscapeError(f"keyframe file '{path}' must hold a JSON list of keyframes (or {{\"keyframes\": [...]}}).")
+    base = path.parent
+    frames = [keyframe_from_dict(item, f"keyframe {i + 1} in '{path}'") for i, item in enumerate(data)]
+    # image paths in the file are relative to the file
+    return [replace(k, image=str(base / k.image)) if k.image and not Path(k.image).is_absolute() else k for k in frames]
+
+
+def resolve(keyframes: Sequence[Keyframe], default_prompt: str | None, default_seed: int) -> list[Keyframe]:
+    """Fill each keyframe's missing prompt and seed.
+
+    A missing prompt comes from the nearest earlier keyframe with one (else the nearest later one, else
+    ``default_prompt``, else ""); a missing seed is ``default_seed``. Images keep their prompt empty unless
+    given one (then it steers the image).
+    """
+    prompts = [k.prompt for k in keyframes]
+    out = []
+    for i, k in enumerate(keyframes):
+        prompt = k.prompt
+        if prompt is None and k.image is None:
+            earlier = [p for p in prompts[:i] if p is not None]
+            later = [p for p in prompts[i + 1:] if p is not None]
+            prompt = earlier[-1] if earlier else later[0] if later else (default_prompt or "")
+        out.append(replace(k, prompt=prompt if prompt is not None else (default_prompt or ""),
+                           seed=k.seed if k.seed is not None else default_seed))
+    return out
