@@ -33,6 +33,13 @@ def test_generate_json_batch_and_replay_bit_exact(tiny_sd, tmp_path, capsys):
         assert "Seed: 8" in im.text["parameters"]
 
 
+def test_live_preview_is_written(tiny_sd, tmp_path, capsys):
+    code, _, _ = run(capsys, "generate", "p", "--model", tiny_sd, "--steps", 2, "--preview", tmp_path / "live.png", "-o", tmp_path / "o.png", "-q")
+    assert code == 0
+    with Image.open(tmp_path / "live.png") as im:
+        assert im.size == (32, 32)
+
+
 def test_default_output_folder_numbers_files(tiny_sd, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for _ in range(2):

@@ -34,6 +34,7 @@ def add_sampling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None
     g.add_argument("--sampler", default="euler", help="euler, euler_a, heun, ddim, dpmpp_2m, dpmpp_2m_karras, unipc, lcm; flow_euler/flow_heun for SD3/FLUX")
     g.add_argument("--seed", type=int, default=-1, help="-1 = random (the seed used is reported)")
     g.add_argument("--size", default=None, help="WIDTHxHEIGHT in pixels (default: the model's)")
+    g.add_argument("--preview", default=None, metavar="PNG", help="rewrite a live latent->RGB preview of the current step here")
     if batch:
         g.add_argument("--batch", type=int, default=1, help="N images with seeds s, s+1, ...")
 
@@ -91,12 +92,18 @@ def output_paths(output: str | None, seeds: Sequence[int], folder: str = "output
 
 
 class Progress:
-    """A tqdm bar fed by the sampling loop's step callback (to stderr; silent with --quiet/--json)."""
+    """A tqdm bar fed by the sampling loop's step callback (to stderr; silent with --quiet/--json).
 
-    def __init__(self, enabled: bool, desc: str = "sampling"):
-        self.enabled, self.desc, self.bar = enabled, desc, None
+    With ``preview`` (a PNG path and the model's latent format) it also rewrites a live preview of the
+    first item's current x0 prediction at every step: the linear latent->RGB approximation, no VAE.
+    """
+
+    def __init__(self, enabled: bool, desc: str = "sampling", preview: tuple[str, Any] | None = None):
+        self.enabled, self.desc, self.bar, self.preview = enabled, desc, None, preview
 
     def __call__(self, state) -> None:
+        if self.preview is not None:
+            self._write_preview(state)
         if not self.enabled:
             return
         if self.bar is None:
@@ -106,6 +113,18 @@ class Progress:
         self.bar.update(1)
         if state.step + 1 >= state.total:
             self.close()
+
+    def _write_preview(self, state) -> None:
+        from PIL import Image
+
+        from latentscape.io.recipe import save_png
+
+        path, latent_format = self.preview
+        latents = state.denoised if state.denoised is not None else state.latents
+        rgb = latent_format.preview(latents[:1])[0].permute(1, 2, 0).cpu().numpy()
+        image = Image.fromarray((rgb * 255).round().astype("uint8"))
+        factor = latent_format.downscale
+        save_png(image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST), path, None)
 
     def close(self) -> None:
         if self.bar is not None:

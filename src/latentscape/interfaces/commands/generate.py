@@ -35,6 +35,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from latentscape.workflows.generate import GenerateConfig, generate
 
     check_output_suffix(args.output, IMAGE_SUFFIXES)
+    check_output_suffix(args.preview, IMAGE_SUFFIXES, "--preview")
     width, height = size_args(args)
     config = GenerateConfig(
         prompt=args.prompt, negative=args.negative, seed=args.seed, steps=args.steps, sampler=args.sampler,
@@ -43,7 +44,8 @@ def run_generate(args: argparse.Namespace) -> int:
         resize=getattr(args, "resize", "none"),
     )
     model = load_model(args)
-    progress = Progress(not (args.quiet or args.json))
+    preview = (args.preview, model.latent_format) if args.preview else None
+    progress = Progress(not (args.quiet or args.json), preview=preview)
     out = generate(model, config, callback=progress)
     paths = output_paths(args.output, out.seeds)
     for image, recipe, path in zip(out.images, out.recipes, paths):
