@@ -7,10 +7,10 @@ from typing import Sequence
 
 import torch
 
-from latentscape.core.schedules import flow_shift_mu, flux_sigmas
+from latentscape.core.schedules import flux_sigmas
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
-from latentscape.models.sd3 import set_flow_timesteps
+from latentscape.models.sd3 import scheduler_mu, set_flow_timesteps
 
 
 def pack(latents: torch.Tensor) -> torch.Tensor:
@@ -61,13 +61,7 @@ class Flux(Family):
         config = scheduler.config
         d = self.latent_format.downscale
         seq = (height // d // 2) * (width // d // 2)
-        mu = flow_shift_mu(
-            seq,
-            config.get("base_image_seq_len", 256),
-            config.get("max_image_seq_len", 4096),
-            config.get("base_shift", 0.5),
-            config.get("max_shift", 1.15),
-        )
+        mu = scheduler_mu(config, seq, default_max_shift=1.15)  # FLUX pipeline's default
         sigmas = None if config.get("use_flow_sigmas", False) else flux_sigmas(steps)
         return set_flow_timesteps(scheduler, steps, self.device, mu=mu, sigmas=sigmas)
 

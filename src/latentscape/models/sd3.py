@@ -12,6 +12,17 @@ from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
 
 
+def scheduler_mu(config, image_seq_len: int, default_max_shift: float) -> float:
+    """The resolution shift ``mu`` for ``image_seq_len`` tokens from a flow scheduler's config keys."""
+    return flow_shift_mu(
+        image_seq_len,
+        config.get("base_image_seq_len", 256),
+        config.get("max_image_seq_len", 4096),
+        config.get("base_shift", 0.5),
+        config.get("max_shift", default_max_shift),
+    )
+
+
 def set_flow_timesteps(scheduler, steps: int, device, *, mu: float | None = None, sigmas=None) -> torch.Tensor:
     """Call ``scheduler.set_timesteps`` with the flow arguments it accepts (``sigmas``, ``mu``)."""
     accepted = inspect.signature(scheduler.set_timesteps).parameters
@@ -53,13 +64,7 @@ class StableDiffusion3(Family):
             patch = self.denoiser.config.patch_size
             d = self.latent_format.downscale
             seq = (height // d // patch) * (width // d // patch)
-            mu = flow_shift_mu(
-                seq,
-                config.get("base_image_seq_len", 256),
-                config.get("max_image_seq_len", 4096),
-                config.get("base_shift", 0.5),
-                config.get("max_shift", 1.16),
-            )
+            mu = scheduler_mu(config, seq, default_max_shift=1.16)  # SD3 pipeline's default
         return set_flow_timesteps(scheduler, steps, self.device, mu=mu)
 
     def predict(self, latents, t, cond, guidance=None):
