@@ -15,7 +15,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from tiny_models import make_flux, make_sd, make_sd3, make_sd_single_file, make_sdxl  # noqa: E402
+from tiny_models import make_flux, make_sd, make_sd3, make_sdxl  # noqa: E402
+from tiny_single_file import make_sd_single_file  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
