@@ -2,11 +2,13 @@
 
 It takes initial noise and conditioning from the caller (so morphs, blends and variations reuse it),
 builds any diffusers scheduler from the model's own config, runs cond and uncond in one batched forward,
-applies CFG and guidance rescale as pure functions, and reports every step to a callback.
+applies CFG and guidance rescale as pure functions, and reports every step to a callback. Stochastic
+samplers can have their per-step noise interpolated between two generator streams (:class:`NoisePath`).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -14,6 +16,7 @@ from typing import Callable, Sequence
 import torch
 
 from latentscape.core.guidance import cfg, rescale_guidance
+from latentscape.core.interpolate import slerp
 from latentscape.errors import LatentscapeError
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
@@ -34,6 +37,22 @@ class StepState:
 
 
 StepCallback = Callable[[StepState], "bool | None"]
+
+
+@dataclass(frozen=True)
+class NoisePath:
+    """Per-step noise of stochastic samplers (ancestral, LCM), interpolated per item between two streams.
+
+    ``sources`` are CPU generators positioned where a standalone run's generator is after its initial
+    noise (e.g. one per keyframe of a morph); item i's step noise is ``slerp(n[a[i]], n[b[i]], t[i])`` with
+    n[k] the draw source k makes at this step. t = 0 is exactly source a's own draw (t = 1: source b's), so
+    an item on a keyframe reproduces that keyframe's standalone run. The callers' generators are not advanced.
+    """
+
+    sources: Sequence[torch.Generator]
+    a: Sequence[int]
+    b: Sequence[int]
+    t: Sequence[float]
 
 
 def _per_item(value: float | torch.Tensor, batch: int) -> torch.Tensor:
@@ -64,6 +83,8 @@ def denoise(
     strength: float = 1.0,
     generators: Sequence[torch.Generator] | None = None,
     callback: StepCallback | None = None,
+    cond_schedule: Callable[[int, int], Conditioning] | None = None,
+    noise_path: NoisePath | None = None,
 ) -> torch.Tensor:
     """Denoise ``noise`` (B, C, h, w) into model-space latents.
 
@@ -71,7 +92,10 @@ def denoise(
     - ``guidance_scale``, ``guidance_rescale``, ``embedded_guidance``: a float, or a (B,) tensor per item.
     - ``init_latents`` + ``strength`` < 1: img2img, starting part-way through the schedule.
     - ``generators``: one CPU generator per item for stochastic samplers (ancestral, LCM).
+    - ``noise_path``: instead of ``generators``, step noise interpolated between streams (morphs).
     - ``callback(StepState)`` after every model evaluation; returning False cancels (:class:`Cancelled`).
+    - ``cond_schedule(step, total)``: conditioning (B items) for each step instead of ``cond`` (prompt
+      editing, A1111 ``[a:b:step]``); it is re-batched only when it returns a different object.
     """
     batch, _, h, w = noise.shape
     height, width = h * model.latent_format.downscale, w * model.latent_format.downscale
@@ -100,8 +124,12 @@ def denoise(
     use_cfg = model.uses_cfg(scale)
     if use_cfg and uncond is None:
         raise ValueError("guidance_scale > 1 needs an unconditional conditioning")
-    cond_in = Conditioning.cat([uncond, cond]) if use_cfg else cond
-    cond_in = cond_in.to(model.device, model.dtype)
+
+    def batched(c: Conditioning) -> Conditioning:
+        return (Conditioning.cat([uncond, c]) if use_cfg else c).to(model.device, model.dtype)
+
+    current = cond
+    cond_in = batched(cond)
     emb = None
     if embedded_guidance is not None:
         emb = _per_item(embedded_guidance, batch)
@@ -110,13 +138,20 @@ def denoise(
 
     step_params = inspect.signature(scheduler.step).parameters
     step_kwargs = {}
-    if "generator" in step_params and generators is not None:
+    streams = None
+    if "generator" in step_params and noise_path is not None:
+        if not (len(noise_path.a) == len(noise_path.b) == len(noise_path.t) == batch):
+            raise ValueError(f"noise_path needs a, b and t for each of the {batch} items")
+        streams = [g.get_state() for g in noise_path.sources]
+    elif "generator" in step_params and generators is not None:
         step_kwargs["generator"] = list(generators) if len(generators) > 1 else generators[0]
     if "eta" in step_params:
         step_kwargs["eta"] = 0.0
 
     total = len(timesteps)
     for i, t in enumerate(timesteps):
+        if cond_schedule is not None and (step_cond := cond_schedule(i, total)) is not current:
+            current, cond_in = step_cond, batched(step_cond)
         x_in = torch.cat([latents, latents]) if use_cfg else latents
         if hasattr(scheduler, "scale_model_input"):  # flow-matching schedulers have none
             x_in = scheduler.scale_model_input(x_in, t)
@@ -126,8 +161,11 @@ def denoise(
             out = cfg(out_uncond, out_cond, scale if scale.unique().numel() > 1 else float(scale[0]))
             if bool((rescale > 0).any()):
                 out = rescale_guidance(out, out_cond, rescale if rescale.unique().numel() > 1 else float(rescale[0]))
-        result = scheduler.step(out, t, latents, **step_kwargs, return_dict=True)
-        latents = result.prev_sample
+        if streams is not None:
+            result, latents = _path_step(scheduler, out, t, latents, noise_path, streams, step_kwargs)
+        else:
+            result = scheduler.step(out, t, latents, **step_kwargs, return_dict=True)
+            latents = result.prev_sample
         if callback is not None:
             denoised = getattr(result, "pred_original_sample", None)
             if denoised is None:
@@ -135,3 +173,68 @@ def denoise(
             if callback(StepState(i, total, t, latents, denoised)) is False:
                 raise Cancelled(f"cancelled at step {i + 1} of {total}")
     return latents
+
+
+def _generator(state: torch.Tensor) -> torch.Generator:
+    g = torch.Generator("cpu")
+    g.set_state(state.clone())
+    return g
+
+
+def _path_step(scheduler, out, t, latents, path: NoisePath, streams: list[torch.Tensor], step_kwargs: dict):
+    """One scheduler step whose noise is ``slerp(n_a, n_b, t)`` per item; advances ``streams`` in place.
+
+    Without touching the scheduler's internals: a stochastic step is affine in its noise draw,
+    ``prev = D + S·n``. Run it with every item on stream a (draws n1: these items are exact) and, on a deep
+    copy of the scheduler, on stream b (draws n2); the per-item scale is the least-squares fit
+    ``S = <p1 − p2, n1 − n2> / |n1 − n2|²`` over all elements, and ``prev = p1 + S·(slerp(n1, n2, t) − n1)``
+    (t = 1 takes p2 as is). The draws are regenerated from the streams' states; the states after the step
+    prove that the scheduler drew exactly that (one standard normal per item, of the model output's shape
+    and dtype), and the fit's residual proves the step is affine with a per-item scalar.
+    """
+    a, b = list(path.a), list(path.b)
+    tt = [float(x) for x in path.t]
+    mixed = [i for i in range(len(a)) if tt[i] > 0 and a[i] != b[i]]  # items that need stream b
+    shape = (1, *out.shape[1:])
+    before = list(streams)
+    draws, after = {}, {}
+    for k in sorted(set(a) | {b[i] for i in mixed}):
+        g = _generator(before[k])
+        draws[k] = torch.randn(shape, generator=g, dtype=out.dtype)
+        after[k] = g.get_state()
+    twin = copy.deepcopy(scheduler) if mixed else None
+
+    def run(sched, sources):
+        gens = [_generator(before[k]) for k in sources]
+        res = sched.step(out, t, latents, **step_kwargs, generator=gens if len(gens) > 1 else gens[0], return_dict=True)
+        return res, [g.get_state() for g in gens]
+
+    result, states = run(scheduler, a)
+    p1 = result.prev_sample
+    if all(torch.equal(s, before[k]) for s, k in zip(states, a)):
+        return result, p1  # no noise at this step (e.g. LCM's last step): nothing to interpolate
+    if not all(torch.equal(s, after[k]) for s, k in zip(states, a)):
+        raise LatentscapeError("this sampler draws its step noise in a way latentscape cannot interpolate; use a deterministic sampler such as euler.")
+    for k, state in after.items():
+        streams[k] = state
+    if not mixed:
+        return result, p1
+
+    p2 = run(twin, b)[0].prev_sample
+    idx = torch.as_tensor(mixed)
+    n1 = torch.cat([draws[a[i]] for i in mixed]).to(p1.device, torch.float64)
+    n2 = torch.cat([draws[b[i]] for i in mixed]).to(p1.device, torch.float64)
+    q1, q2 = p1[idx].double(), p2[idx].double()
+    dims = tuple(range(1, p1.ndim))
+    dn, dp = n1 - n2, q1 - q2
+    scale = (dp * dn).sum(dims, keepdim=True) / (dn * dn).sum(dims, keepdim=True).clamp_min(1e-30)
+    residual = torch.linalg.vector_norm(dp - scale * dn, dim=dims)
+    tolerance = 1e-3 * torch.linalg.vector_norm(dp, dim=dims) + 10 * torch.finfo(p1.dtype).eps * torch.linalg.vector_norm(q1, dim=dims)
+    if bool((residual > tolerance).any()):
+        raise LatentscapeError("this sampler's step is not affine in its noise, so its noise cannot be interpolated; use a deterministic sampler such as euler.")
+    t_mixed = torch.tensor([tt[i] for i in mixed], dtype=torch.float64)
+    prev = p1.clone()
+    prev[idx] = (q1 + scale * (slerp(n1, n2, t_mixed) - n1)).to(p1.dtype)
+    ends = idx[t_mixed >= 1]
+    prev[ends] = p2[ends]
+    return result, prev

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from latentscape.errors import LatentscapeError
-from latentscape.io.recipe import Recipe, file_sha256
+from latentscape.io.recipe import Recipe, file_sha256, read_recipe
 from latentscape.models.family import Family
 from latentscape.workflows.common import Output
 
@@ -38,6 +38,15 @@ def resolve(name: str) -> tuple[type, Any]:
     module, cls, fn = WORKFLOWS[name]
     mod = importlib.import_module(module)
     return getattr(mod, cls), getattr(mod, fn)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """The recipe of an output: a PNG's recipe chunk, or a morph's manifest ``.json`` (videos carry none)."""
+    if Path(path).suffix.lower() == ".json":
+        from latentscape.workflows.morph_manifest import read_manifest_recipe
+
+        return read_manifest_recipe(path)
+    return read_recipe(path)
 
 
 def check_inputs(recipe: Recipe) -> None:

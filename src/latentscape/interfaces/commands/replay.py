@@ -9,8 +9,8 @@ from latentscape.interfaces.common import IMAGE_SUFFIXES, Progress, check_output
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="re-make an output from its recipe", description="Reproduce an image from the recipe latentscape stored in it.")
-    p.add_argument("file", help="a PNG written by latentscape")
-    p.add_argument("-o", "--output", required=True, help="where to write the reproduction (.png)")
+    p.add_argument("file", help="a PNG written by latentscape, or a morph's manifest (VIDEO.manifest.json)")
+    p.add_argument("-o", "--output", required=True, help="where to write the reproduction (.png; a morph: .mp4, .gif or .webp)")
     p.add_argument("--model", "-m", default=None, help="override the model the recipe names")
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true")
@@ -19,12 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from latentscape.io.recipe import read_recipe, save_png
+    from latentscape.io.recipe import save_png
     from latentscape.models.load import load
-    from latentscape.workflows.replay import check_inputs, config_from_recipe, replay
+    from latentscape.workflows.replay import check_inputs, config_from_recipe, load_recipe, replay
 
+    recipe = load_recipe(args.file)
+    if recipe.workflow == "morph":  # a video: re-rendered whole, written with its own manifest
+        from latentscape.interfaces.commands.morph import run_replay_morph
+
+        return run_replay_morph(args, recipe)
     check_output_suffix(args.output, IMAGE_SUFFIXES)
-    recipe = read_recipe(args.file)
     config_from_recipe(recipe)  # fail on an unknown workflow before loading anything
     check_inputs(recipe)
     if not args.verbose:

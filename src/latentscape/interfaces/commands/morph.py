@@ -1,0 +1,166 @@
+"""`morph KEYFRAME KEYFRAME [...]`: a smooth transition through prompts, seeds and images, as a video."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from latentscape.interfaces.common import (
+    Progress, add_model_args, add_sampling_args, check_output_suffix, emit, load_model, size_args,
+)
+
+KEYFRAME_HELP = ('a prompt, seed:N, "PROMPT@SEED", image:PATH or an image file; missing seeds use --seed, '
+                 "missing prompts the nearest prompt")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "morph", help="animate a path through keyframes (mp4/gif/webp)",
+        description="Render a smooth morph through two or more keyframes (prompts, seeds, images) as a video. "
+                    "The frame on each keyframe equals `latentscape generate` of that keyframe with the same settings.",
+    )  # fmt: skip
+    p.add_argument("keyframes", nargs="*", metavar="KEYFRAME", help=KEYFRAME_HELP)
+    p.add_argument("--keyframes", dest="keyframe_file", default=None, metavar="FILE.json",
+                   help='JSON list of keyframes ({"prompt", "seed", "image", "cfg"} objects or strings), after any given inline')
+    p.add_argument("-o", "--output", required=True, help="video to write: .mp4 (H.264), .gif or .webp")
+    p.add_argument("--frames", "-f", type=int, default=24, help="frames in the path, keyframes included (default 24)")
+    p.add_argument("--batch-size", type=int, default=4, help="frames denoised together in one forward (default 4)")
+    g = p.add_argument_group("path")
+    g.add_argument("--loop", action="store_true", help="close the path: walk back to the first keyframe (seamless loop)")
+    g.add_argument("--ease", default="linear", choices=["linear", "in", "out", "in_out"], help="time warp in every segment (in_out lingers on keyframes)")
+    g.add_argument("--pacing", default="uniform", choices=["uniform", "perceptual"],
+                   help="perceptual: render, measure consecutive frame distances, re-place frames so the steps look even (about 2x the work)")
+    g.add_argument("--distance", default="auto", choices=["auto", "lab", "lpips"],
+                   help="frame distance for pacing: lpips when installed with local weights, else lab (multi-scale CIELAB colour difference)")
+    g.add_argument("--cfg-dip", type=float, default=0.0, help="lower CFG towards 1 mid-transition by this fraction (0 = off)")
+    g.add_argument("--interpolation", default="slerp", choices=["slerp", "lerp", "nlerp"], help="for the noise (default slerp)")
+    g.add_argument("--cond-interpolation", default="lerp", choices=["slerp", "lerp", "nlerp"], help="for the prompt conditioning (default lerp)")
+    g = p.add_argument_group("image keyframes")
+    g.add_argument("--strength", type=float, default=0.75, help="with image keyframes the whole path is img2img at this strength")
+    g.add_argument("--resize", default="none", choices=["none", "stretch", "crop"], help="bring images of other sizes to one size")
+    g = p.add_argument_group("video")
+    g.add_argument("--fps", type=float, default=12.0)
+    g.add_argument("--pingpong", action="store_true", help="play forward then backward (endpoints not repeated)")
+    g.add_argument("--save-frames", default=None, metavar="DIR", help="also keep every frame as a lossless PNG frame_00000.png ... in DIR")
+    g.add_argument("--contact-sheet", default=None, metavar="PNG", help="write all frames on one sheet (carries the replayable recipe)")
+    g.add_argument("--resume", action="store_true", help="finish an interrupted render of the same command (identical result)")
+    add_sampling_args(p, batch=False)
+    add_model_args(p)
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_morph)
+
+
+class FrameProgress:
+    """A tqdm bar per stage (probe, final), counted in frames, on stderr."""
+
+    NAMES = {"probe": "pacing probe", "final": "frames"}
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar, self.stage = enabled, None, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None or stage != self.stage:
+            from tqdm import tqdm
+
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=self.NAMES.get(stage, stage), unit="frame", file=sys.stderr, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def config_from_args(args: argparse.Namespace):
+    from latentscape.workflows.keyframes import load_keyframe_file
+    from latentscape.workflows.morph import MorphConfig
+
+    keyframes = list(args.keyframes) + (load_keyframe_file(args.keyframe_file) if args.keyframe_file else [])
+    width, height = size_args(args)
+    return MorphConfig(
+        keyframes=tuple(keyframes), frames=args.frames, negative=args.negative, seed=args.seed, steps=args.steps,
+        sampler=args.sampler, cfg=args.cfg, true_cfg=args.true_cfg, guidance_rescale=args.guidance_rescale,
+        cfg_dip=args.cfg_dip, width=width, height=height, strength=args.strength, resize=args.resize, closed=args.loop,
+        ease=args.ease, pacing=args.pacing, distance=args.distance, interpolation=args.interpolation,
+        cond_interpolation=args.cond_interpolation, batch_size=args.batch_size, fps=args.fps, pingpong=args.pingpong,
+    )  # fmt: skip
+
+
+def check_outputs(output: str, contact_sheet: str | None) -> None:
+    from latentscape.io.video import check_video_path
+
+    check_video_path(output)
+    check_output_suffix(contact_sheet, (".png",), "--contact-sheet")
+
+
+def run_morph(args: argparse.Namespace) -> int:
+    from latentscape.workflows.morph import check_config, render_morph
+    from latentscape.workflows.morph_manifest import manifest_path
+
+    check_outputs(args.output, args.contact_sheet)
+    preview = getattr(args, "preview", None)
+    check_output_suffix(preview, (".png",), "--preview")
+    config = config_from_args(args)
+    check_config(config)  # keyframes, frames, images: all before loading the model
+    model = load_model(args)
+    progress = FrameProgress(not (args.quiet or args.json))
+    steps = Progress(False, preview=(preview, model.latent_format)) if preview else None
+    try:
+        out = render_morph(model, config, args.output, save_frames=args.save_frames, contact_sheet=args.contact_sheet,
+                           resume=args.resume, progress=progress, callback=steps)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"latentscape morph: interrupted; finished frames are kept: rerun the same command with --resume to finish "
+              f"'{args.output}'.", file=sys.stderr)
+        return 130
+    progress.close()
+    report(args, model, out, str(manifest_path(args.output)))
+    return 0
+
+
+def report(args: argparse.Namespace, model, out, manifest: str) -> None:
+    frames = len(out.images)
+    shown = frames + max(frames - 2, 0) if out.recipe.params.get("pingpong") else frames
+    stats = {k: s.to_dict() for k, s in out.smoothness.items()}
+    lines = []
+    if "before" in out.smoothness:
+        lines.append(f"perceptual pacing ({out.distance} distance between consecutive frames):")
+        lines.append(f"  before (uniform): {out.smoothness['before'].describe()}")
+        lines.append(f"  after:            {out.smoothness['after'].describe()}")
+    else:
+        lines.append(f"consecutive frame distance ({out.distance}): {out.smoothness['after'].describe()}")
+    lines.append(f"wrote {args.output} ({shown} frames, seed {out.recipe.seed}); recipe and frame state in {manifest}")
+    if args.contact_sheet:
+        lines.append(f"wrote {args.contact_sheet}")
+    emit(args, {"workflow": "morph", "model": model.model_id, "family": model.name, "seed": out.recipe.seed,
+                "output": args.output, "manifest": manifest, "contact_sheet": args.contact_sheet, "frames": frames,
+                "positions": out.positions, "keyframe_frames": out.keyframe_frames, "distance": out.distance,
+                "smoothness": stats}, "\n".join(lines))
+
+
+def run_replay_morph(args: argparse.Namespace, recipe) -> int:
+    """`replay` of a morph's manifest or contact sheet: render the whole video again to ``-o``."""
+    from latentscape.interfaces.common import quiet_loading
+    from latentscape.io.video import check_video_path
+    from latentscape.models.load import load
+    from latentscape.workflows.morph import MorphConfig, replay_morph
+    from latentscape.workflows.morph_manifest import manifest_path
+    from latentscape.workflows.replay import check_inputs
+
+    check_video_path(args.output)
+    MorphConfig.from_params(dict(recipe.params))  # fail on a recipe from a newer version before loading anything
+    check_inputs(recipe)
+    if not getattr(args, "verbose", False):
+        quiet_loading()
+    model = load(args.model or recipe.model, device=args.device)
+    progress = FrameProgress(not (args.quiet or args.json))
+    out = replay_morph(model, recipe, args.output, progress=progress)
+    progress.close()
+    args.contact_sheet = None
+    report(args, model, out, str(manifest_path(args.output)))
+    return 0

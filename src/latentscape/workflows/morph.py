@@ -1,0 +1,311 @@
+"""Morph: a smooth path through keyframes (prompts, seeds, images), rendered as frames and written as a video.
+
+Every frame is one item of a batched denoise with its own interpolated noise (slerp), conditioning (lerp,
+including SDXL/SD3/FLUX pooled vectors and T5 tokens), CFG (and FLUX guidance) and, for stochastic
+samplers, per-step noise. The frame on each keyframe equals a standalone ``generate`` of that keyframe.
+
+Image keyframes: when any keyframe is an image, the whole path is img2img at the shared ``strength``: image
+keyframes start from their VAE posterior mean, prompt/seed keyframes from the latents of their own
+standalone txt2img render, and every frame from the interpolation of its two keyframes' latents plus its
+interpolated noise. Frames on image keyframes equal ``generate(init_image=..., strength=...)``; frames on
+prompt keyframes of such a mixed path are img2img re-renders of their txt2img image (close, not equal).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from PIL import Image
+
+from latentscape.core.interpolate import INTERPOLATORS
+from latentscape.core.noise import resolve_seed
+from latentscape.core.pacing import Smoothness, repace, smoothness
+from latentscape.core.paths import EASINGS, uniform_positions
+from latentscape.errors import LatentscapeError
+from latentscape.io.recipe import Recipe, file_sha256
+from latentscape.io.video import check_video_path, pingpong, write_video
+from latentscape.models.family import Family
+from latentscape.sampling import StepCallback
+from latentscape.workflows.common import (
+    MAX_BATCH, check_sampling, config_dict, guidance, make_recipe, require, resolve_size,
+)
+from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe, resolve
+from latentscape.workflows.morph_images import load_keyframe_images
+from latentscape.workflows.morph_manifest import FrameStore, manifest_path, read_manifest_recipe
+from latentscape.workflows.morph_pacing import consecutive_distances, resolve_distance
+from latentscape.workflows.morph_render import (
+    Anchors, FrameRenderer, Progress, RenderSettings, build_anchors, encode_images, render_latents,
+)
+
+PACINGS = ("uniform", "perceptual")
+MAX_FRAMES = 10_000
+
+
+@dataclass(frozen=True)
+class MorphConfig:
+    """One morph. ``keyframes``: :class:`Keyframe` objects or their command-line strings (see
+    :mod:`latentscape.workflows.keyframes`); a missing seed is ``seed``, a missing prompt the nearest one.
+
+    ``closed`` walks back to the first keyframe (a seamless loop); ``ease`` warps time in every segment;
+    ``pacing`` "perceptual" renders the path once, measures consecutive frame distances (``distance``) and
+    re-places the frames so those steps are even (if that came out less even, as a too-coarse probe can make
+    it, the uniform frames are kept). ``cfg_dip`` lowers CFG towards 1 mid-transition (0 = off,
+    0.5 = halfway). ``fps`` and ``pingpong`` only shape the video.
+    """
+
+    keyframes: tuple[Keyframe | str, ...]
+    frames: int = 24
+    negative: str = ""
+    seed: int = -1
+    steps: int = 25
+    sampler: str = "euler"
+    cfg: float | None = None
+    true_cfg: float = 1.0
+    guidance_rescale: float = 0.0
+    cfg_dip: float = 0.0
+    width: int | None = None
+    height: int | None = None
+    strength: float = 0.75
+    resize: str = "none"
+    closed: bool = False
+    ease: str = "linear"
+    pacing: str = "uniform"
+    distance: str = "auto"
+    interpolation: str = "slerp"
+    cond_interpolation: str = "lerp"
+    batch_size: int = 4
+    fps: float = 12.0
+    pingpong: bool = False
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "MorphConfig":
+        """Rebuild from a recipe's JSON params (keyframes come back as objects)."""
+        unknown = sorted(set(params) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise LatentscapeError(f"the recipe has parameters this latentscape does not know ({', '.join(unknown)}); it was made by a newer version.")
+        keyframes = tuple(keyframe_from_dict(k, f"recipe keyframe {i + 1}") for i, k in enumerate(params.get("keyframes", [])))
+        return cls(**{**params, "keyframes": keyframes})
+
+
+@dataclass
+class MorphOutput:
+    """Frames in path order (no ping-pong), where they sit on the path, and how even the steps are."""
+
+    images: list[Image.Image]
+    positions: list[float]
+    recipe: Recipe
+    distance: str
+    smoothness: dict[str, Smoothness] = field(default_factory=dict)  # "before" (uniform) and "after"
+    keyframe_frames: list[int] = field(default_factory=list)
+
+    @property
+    def recipes(self) -> list[Recipe]:
+        return [self.recipe]
+
+
+@dataclass
+class _Plan:
+    keyframes: list[Keyframe]  # resolved: every prompt and seed filled in
+    seed: int
+    width: int
+    height: int
+    images: dict[int, Image.Image]  # keyframe index -> image at the render size
+    cfgs: list[float]
+    distance: str
+    params: dict[str, Any]
+    inputs: dict[str, Any]
+
+
+def parse_keyframes(items: Sequence[Keyframe | str | dict]) -> list[Keyframe]:
+    return [k if isinstance(k, Keyframe) else parse_keyframe(k) if isinstance(k, str) else keyframe_from_dict(k, f"keyframe {i + 1}")
+            for i, k in enumerate(items)]
+
+
+def check_config(config: MorphConfig) -> list[Keyframe]:
+    """Everything that can be checked without a model (run it before loading one); returns the keyframes."""
+    keyframes = parse_keyframes(config.keyframes)
+    require(len(keyframes) >= 2, f"a morph needs at least 2 keyframes, got {len(keyframes)}; pass two or more prompts, seed:N, PROMPT@SEED or image files.")
+    k = len(keyframes)
+    shape = "closed loop" if config.closed else "path"
+    least = max(2, k)
+    require(isinstance(config.frames, int) and least <= config.frames <= MAX_FRAMES,
+            f"--frames got {config.frames}; a {shape} through {k} keyframes needs a whole number of frames from {least} to {MAX_FRAMES}.")
+    require(isinstance(config.batch_size, int) and 1 <= config.batch_size <= MAX_BATCH, f"--batch-size got {config.batch_size}; expected a whole number from 1 to {MAX_BATCH}.")
+    require(config.pacing in PACINGS, f"--pacing got '{config.pacing}'; accepted: {', '.join(PACINGS)}.")
+    require(config.ease in EASINGS, f"--ease got '{config.ease}'; accepted: {', '.join(EASINGS)}.")
+    for flag, value in (("--interpolation", config.interpolation), ("--cond-interpolation", config.cond_interpolation)):
+        require(value in INTERPOLATORS, f"{flag} got '{value}'; accepted: {', '.join(INTERPOLATORS)}.")
+    require(0 <= config.cfg_dip <= 1, f"--cfg-dip got {config.cfg_dip}; expected a number from 0 (off) to 1 (CFG 1 mid-transition).")
+    require(0 <= config.guidance_rescale <= 1, f"--guidance-rescale got {config.guidance_rescale}; expected a number from 0 to 1.")
+    require(config.true_cfg >= 1 or config.true_cfg == 0, f"--true-cfg got {config.true_cfg}; expected a number >= 1.")
+    require(0 < config.fps <= 240, f"--fps got {config.fps}; expected a number greater than 0 and at most 240.")
+    if any(kf.image is not None for kf in keyframes):
+        require(0 < config.strength <= 1, f"--strength got {config.strength}; expected a number in (0, 1].")
+    resolve_distance(config.distance)
+    load_keyframe_images(keyframes, config.width, config.height, config.resize, multiple=None)
+    return keyframes
+
+
+def _plan(model: Family, config: MorphConfig) -> _Plan:
+    """Validate everything, resolve seeds, sizes and images: nothing is rendered yet."""
+    keyframes = check_config(config)
+    check_sampling(model, steps=config.steps, sampler=config.sampler, cfg=config.cfg)
+    for i, kf in enumerate(keyframes):
+        require(kf.cfg is None or kf.cfg >= 0, f"keyframe {i + 1} has cfg {kf.cfg}; expected a number >= 0.")
+    seed = resolve_seed(config.seed)
+    keyframes = resolve(keyframes, None, seed)
+    if config.width or config.height or not any(kf.image for kf in keyframes):
+        size = resolve_size(model, config.width, config.height)  # checks --size against the model
+    images, image_size = load_keyframe_images(keyframes, config.width, config.height, config.resize, model.latent_format.size_multiple)
+    size = image_size or size
+    cfgs = [guidance(model, kf.cfg if kf.cfg is not None else config.cfg, config.true_cfg)[0] for kf in keyframes]
+    cfg_used = guidance(model, config.cfg, config.true_cfg)[0]
+    distance = resolve_distance(config.distance)
+    params = config_dict(dataclasses.replace(
+        config, keyframes=tuple(keyframes), seed=seed, cfg=cfg_used, width=size[0], height=size[1], distance=distance))
+    inputs = {}
+    if images:
+        inputs["keyframe images"] = [{"path": str(keyframes[i].image), "sha256": file_sha256(keyframes[i].image)} for i in sorted(images)]
+    return _Plan(keyframes, seed, size[0], size[1], images, cfgs, distance, params, inputs)
+
+
+def _recipe(model: Family, plan: _Plan, config: MorphConfig) -> Recipe:
+    extra = {"Morph": " -> ".join(k.label() for k in plan.keyframes), "Frames": config.frames, "Pacing": config.pacing}
+    if plan.images:
+        extra["Denoising strength"] = config.strength
+    return make_recipe("morph", model, plan.params, plan.seed, inputs=plan.inputs, infotext_extra=extra)
+
+
+def morph(
+    model: Family,
+    config: MorphConfig,
+    *,
+    store: FrameStore | None = None,
+    callback: StepCallback | None = None,
+    progress: Progress | None = None,
+) -> MorphOutput:
+    """Render the morph's frames (in memory; with ``store``, also to disk as they complete, resuming what
+    it already holds). Returns the frames, their positions, the recipe and the smoothness statistics."""
+    plan = _plan(model, config)
+    recipe = _recipe(model, plan, config)
+    k = len(plan.keyframes)
+    shape = model.latent_format.latent_shape(plan.width, plan.height)
+    settings = RenderSettings(config.sampler, config.steps, config.true_cfg, config.guidance_rescale, config.cfg_dip,
+                              config.strength, config.interpolation, config.cond_interpolation)
+    anchors = build_anchors(model, [kf.prompt or "" for kf in plan.keyframes], [kf.seed for kf in plan.keyframes],
+                            plan.cfgs, config.negative, shape, config.true_cfg)
+    img2img = bool(plan.images)
+    if img2img:
+        anchors.latents = _start_latents(model, anchors, plan, settings, callback)
+    renderer = FrameRenderer(model, anchors, settings, batch_size=config.batch_size, closed=config.closed,
+                             img2img=img2img, store=store, callback=callback, progress=progress)
+
+    stats: dict[str, Smoothness] = {}
+    if config.pacing == "perceptual":
+        probe_positions = uniform_positions(k, config.frames, config.closed)
+        probe = renderer.stage("probe", probe_positions)
+        before = consecutive_distances(probe, plan.distance, config.closed)
+        stats["before"] = smoothness(before)
+        positions = repace(probe_positions, before, k, config.closed, config.ease)
+        if store is not None:
+            store.data["pacing"] = {"distance": plan.distance, "probe_distances": before}
+    else:
+        positions = uniform_positions(k, config.frames, config.closed, config.ease)
+    frames = renderer.stage("final", positions)
+    after = consecutive_distances(frames, plan.distance, config.closed)
+    stats["after"] = smoothness(after)
+    if "before" in stats and config.ease == "linear" and stats["after"].ratio > stats["before"].ratio:
+        # the measurements were too coarse to help: keep the (already rendered) uniform frames
+        positions, after, stats["after"] = probe_positions, before, stats["before"]
+        frames = renderer.stage("final", positions)
+    if store is not None:
+        store.data["pacing"] = {**(store.data["pacing"] or {}), "distance": plan.distance, "distances": after,
+                                **{f"smoothness_{k}": s.to_dict() for k, s in stats.items()}}
+        store.save()
+    on_keyframes = [positions.index(float(i)) for i in range(k)]
+    return MorphOutput(images=frames, positions=positions, recipe=recipe, distance=plan.distance, smoothness=stats,
+                       keyframe_frames=on_keyframes)
+
+
+def _start_latents(model, anchors: Anchors, plan: _Plan, settings: RenderSettings, callback) -> torch.Tensor:
+    """img2img starting latents per keyframe: images VAE-encoded; prompt/seed keyframes from their own
+    standalone txt2img render (all of them in one batch)."""
+    k = len(plan.keyframes)
+    latents: list[torch.Tensor | None] = [None] * k
+    encoded = encode_images(model, [plan.images[i] for i in sorted(plan.images)])
+    for j, i in enumerate(sorted(plan.images)):
+        latents[i] = encoded[j:j + 1]
+    others = [i for i in range(k) if i not in plan.images]
+    if others:
+        made = render_latents(model, anchors, [(i, i, 0.0) for i in others], settings, img2img=False, callback=callback)
+        for j, i in enumerate(others):
+            latents[i] = made[j:j + 1].to(encoded.dtype)
+    return torch.cat(latents)  # type: ignore[arg-type]
+
+
+def render_morph(
+    model: Family,
+    config: MorphConfig,
+    output: str | Path,
+    *,
+    save_frames: str | Path | None = None,
+    contact_sheet: str | Path | None = None,
+    resume: bool = False,
+    callback: StepCallback | None = None,
+    progress: Progress | None = None,
+) -> MorphOutput:
+    """Render a morph to ``output`` (.mp4/.gif/.webp) with its manifest ``<output>.manifest.json``.
+
+    Frames go to ``save_frames`` (kept) or to ``<output>.frames/`` (removed once the video is written) as
+    lossless PNGs, with the manifest updated after every batch. ``resume`` finishes an interrupted render of
+    the same settings without redoing finished frames; the result is identical to an uninterrupted run.
+    ``contact_sheet`` also writes all frames on one PNG that carries the recipe (replayable).
+    """
+    output = check_video_path(output)
+    if contact_sheet is not None:
+        require(Path(contact_sheet).suffix.lower() == ".png", f"--contact-sheet '{contact_sheet}' must end in .png.")
+    mpath = manifest_path(output)
+    if resume:
+        previous = read_manifest_recipe(mpath)
+        if config.seed == -1:
+            config = dataclasses.replace(config, seed=previous.seed)
+    plan = _plan(model, config)  # validate before touching any file
+    recipe = _recipe(model, plan, config)
+    frames_dir = Path(save_frames) if save_frames is not None else Path(f"{output}.frames")
+    if resume:
+        store = FrameStore.resume(mpath, recipe)
+        if save_frames is not None and Path(save_frames).resolve() != store.frames_dir.resolve():
+            raise LatentscapeError(f"--resume: the interrupted render keeps its frames in '{store.frames_dir}', not '{save_frames}'; pass --save-frames {store.frames_dir} or leave it out.")
+        frames_dir = store.frames_dir
+    else:
+        store = FrameStore(mpath, frames_dir, recipe)
+        store.save()
+    out = morph(model, dataclasses.replace(config, seed=plan.seed), store=store, callback=callback, progress=progress)
+    sequence = pingpong(out.images) if config.pingpong else out.images
+    write_video(sequence, output, fps=config.fps, loop=True)
+    if contact_sheet is not None:
+        from latentscape.io.grid import contact_sheet as make_sheet
+        from latentscape.io.recipe import save_png
+
+        labels = [f"{i}: {u:.3f}" for i, u in enumerate(out.positions)]
+        save_png(make_sheet(out.images, labels=labels), contact_sheet, out.recipe)
+    store.data["output"] = {"path": str(output), "sha256": file_sha256(output), "frames": len(sequence),
+                            "contact_sheet": str(contact_sheet) if contact_sheet else None}
+    store.data["complete"] = True
+    if save_frames is None:
+        shutil.rmtree(frames_dir, ignore_errors=True)
+        store.data["frames_dir"] = None
+    else:
+        shutil.rmtree(store.folder("probe"), ignore_errors=True)
+    store.save()
+    return out
+
+
+def replay_morph(model: Family, recipe: Recipe, output: str | Path, **kwargs) -> MorphOutput:
+    """Re-render a morph from its recipe (manifest or contact sheet) to ``output`` (a video)."""
+    return render_morph(model, MorphConfig.from_params(dict(recipe.params)), output, **kwargs)

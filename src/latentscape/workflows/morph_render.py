@@ -1,0 +1,182 @@
+"""Rendering morph frames: per-keyframe anchors, and a batch of path points through the one denoising loop.
+
+A keyframe's anchor is exactly what a standalone ``generate`` of it starts from: its seed's CPU noise (and
+the generator, positioned after that noise, whose later draws are a stochastic sampler's step noise), its
+prompt's conditioning encoded on its own, its CFG, and for img2img its starting latents. A frame at
+``t`` between keyframes a and b interpolates all of them; at t = 0 every interpolation returns a's values
+bit for bit, so the frame on a keyframe is that keyframe's standalone image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from PIL import Image
+
+from latentscape.core.interpolate import INTERPOLATORS
+from latentscape.core.noise import draw_noise, seeded_generators
+from latentscape.core.paths import guidance_curve, locate
+from latentscape.io.images import pil_to_tensor
+from latentscape.models.conditioning import Conditioning
+from latentscape.models.family import Family
+from latentscape.samplers import resolve_sampler
+from latentscape.sampling import NoisePath, StepCallback, denoise
+from latentscape.workflows.common import decode_images, encode
+
+Point = tuple[int, int, float]  # (keyframe a, keyframe b, t)
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """The sampling parameters every frame shares."""
+
+    sampler: str
+    steps: int
+    true_cfg: float
+    guidance_rescale: float
+    cfg_dip: float
+    strength: float  # img2img only
+    interpolation: str  # noise and img2img latents
+    cond_interpolation: str  # prompt conditioning (incl. pooled vectors)
+
+
+@dataclass
+class Anchors:
+    """What frames are interpolated from, one entry per keyframe."""
+
+    noise: torch.Tensor  # (K, C, h, w)
+    sources: list[torch.Generator]  # per keyframe, after its initial noise: stochastic samplers' step noise
+    cond: Conditioning  # K items
+    uncond: Conditioning | None  # 1 item, shared
+    cfg: list[float]  # the CFG each keyframe uses
+    latents: torch.Tensor | None = None  # (K, C, h, w) img2img starting latents; None for txt2img
+
+
+def build_anchors(
+    model: Family,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    cfgs: Sequence[float],
+    negative: str,
+    shape: Sequence[int],
+    true_cfg: float,
+) -> Anchors:
+    """Noise, step-noise generators and conditioning per keyframe, each made as ``generate`` makes it
+    (every prompt encoded alone, as a batch of one, so its conditioning is bit-identical)."""
+    noise, sources = [], []
+    for seed in seeds:
+        gens = seeded_generators([seed])
+        noise.append(draw_noise(gens, shape))
+        sources.append(gens[0])
+    need_uncond = any(model.uses_cfg(model.split_guidance(c, true_cfg)[0]) for c in cfgs)
+    cache: dict[str, Conditioning] = {}
+    uncond = None
+    for p in prompts:
+        if p not in cache:
+            cache[p], un = encode(model, [p], [negative], need_uncond and uncond is None)
+            uncond = uncond if uncond is not None else un
+    cond = Conditioning.cat([cache[p] for p in prompts])
+    return Anchors(noise=torch.cat(noise), sources=sources, cond=cond, uncond=uncond, cfg=[float(c) for c in cfgs])
+
+
+def encode_images(model: Family, images: Sequence[Image.Image]) -> torch.Tensor:
+    """VAE posterior means (K, C, h, w), each image encoded alone as ``generate`` does."""
+    return torch.cat([model.encode_images(pil_to_tensor([im])) for im in images])
+
+
+def frame_cfg(anchors: Anchors, point: Point, dip: float) -> float:
+    """CFG of a frame: linear between its keyframes' CFGs, lowered towards 1 mid-segment by ``dip``."""
+    a, b, t = point
+    if t == 0:
+        return anchors.cfg[a]
+    c = (1 - t) * anchors.cfg[a] + t * anchors.cfg[b]
+    return 1 + (c - 1) * guidance_curve(t, dip) if dip else c
+
+
+@torch.no_grad()
+def render_latents(
+    model: Family,
+    anchors: Anchors,
+    points: Sequence[Point],
+    settings: RenderSettings,
+    *,
+    img2img: bool,
+    callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """Denoise one batch of path points (cond and uncond in one forward); returns latents (B, C, h, w)."""
+    a = [p[0] for p in points]
+    b = [p[1] for p in points]
+    t = torch.tensor([p[2] for p in points], dtype=torch.float64)
+    interp = INTERPOLATORS[settings.interpolation]
+    cond_interp = INTERPOLATORS[settings.cond_interpolation]
+    noise = interp(anchors.noise[a], anchors.noise[b], t)
+    cond = anchors.cond.select(a).zip_map(anchors.cond.select(b), lambda x, y: cond_interp(x, y, t))
+    uncond = anchors.uncond.repeat(len(points)) if anchors.uncond is not None else None
+
+    split = [model.split_guidance(frame_cfg(anchors, p, settings.cfg_dip), settings.true_cfg) for p in points]
+    scale = torch.tensor([s for s, _ in split], dtype=torch.float64)
+    embedded = torch.tensor([e for _, e in split], dtype=torch.float64) if split[0][1] is not None else None
+    if uncond is None and model.uses_cfg(scale):
+        raise AssertionError("anchors were built without an unconditional branch")
+
+    init = None
+    if img2img:
+        assert anchors.latents is not None
+        init = INTERPOLATORS["lerp"](anchors.latents[a], anchors.latents[b], t)
+    stochastic = resolve_sampler(settings.sampler, model.is_flow).stochastic
+    return denoise(
+        model, noise, cond, uncond,
+        sampler=settings.sampler, steps=settings.steps, guidance_scale=scale.float(),
+        guidance_rescale=settings.guidance_rescale,
+        embedded_guidance=embedded.float() if embedded is not None else None,
+        init_latents=init, strength=settings.strength if img2img else 1.0,
+        noise_path=NoisePath(anchors.sources, a, b, t.tolist()) if stochastic else None,
+        callback=callback,
+    )  # fmt: skip
+
+
+Progress = Callable[[str, int, int], None]  # (stage, frames done, frames in the stage)
+
+
+class FrameRenderer:
+    """Renders path positions in fixed batches of ``batch_size`` (so a resumed render batches exactly as an
+    uninterrupted one), reusing frames on disk (``store``) or already rendered at the same position."""
+
+    def __init__(self, model: Family, anchors: Anchors, settings: RenderSettings, *, batch_size: int, closed: bool,
+                 img2img: bool, store=None, callback: StepCallback | None = None, progress: Progress | None = None):
+        self.model, self.anchors, self.settings = model, anchors, settings
+        self.batch_size, self.closed, self.img2img = batch_size, closed, img2img
+        self.store, self.callback, self.progress = store, callback, progress
+        self.rendered: dict[float, Image.Image] = {}
+
+    def stage(self, name: str, positions: Sequence[float]) -> list[Image.Image]:
+        """The frames at ``positions``; with a store, each batch is saved (frames + manifest) as it completes."""
+        points = [locate(u, len(self.anchors.cfg), self.closed) for u in positions]
+        frames: list[Image.Image | None] = [None] * len(positions)
+        if self.store is not None:
+            self.store.stage(name, positions)
+        for start in range(0, len(positions), self.batch_size):
+            chunk = range(start, min(start + self.batch_size, len(positions)))
+            found = [self._known(name, i, positions[i]) for i in chunk]
+            missing = [j for j, im in enumerate(found) if im is None]
+            if missing:
+                latents = render_latents(self.model, self.anchors, [points[chunk[j]] for j in missing], self.settings,
+                                         img2img=self.img2img, callback=self.callback)
+                for j, im in zip(missing, decode_images(self.model, latents)):
+                    found[j] = im
+            for i, im in zip(chunk, found):
+                frames[i] = im
+                self.rendered.setdefault(positions[i], im)
+            if self.store is not None:
+                self.store.put(name, start, found, [points[i] for i in chunk])
+                self.store.save()
+            if self.progress is not None:
+                self.progress(name, chunk.stop, len(positions))
+        return frames  # type: ignore[return-value]
+
+    def _known(self, stage: str, index: int, u: float) -> Image.Image | None:
+        if self.store is not None and (im := self.store.load(stage, index)) is not None:
+            return im
+        return self.rendered.get(u)
