@@ -1,0 +1,90 @@
+"""Plumbing shared by the exploration verbs (vary, blend, mix, explore, map, sweep, math): flags, the
+sampling options, and writing images, sheets and cells (each with its recipe) only after the work is done."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from latentscape.interfaces.common import (
+    IMAGE_SUFFIXES, Progress, add_model_args, add_output_args, add_sampling_args, check_output_suffix, emit,
+    output_paths, size_args,
+)
+
+
+def add_common(p: argparse.ArgumentParser, *, grid: bool = False, default_hint: str = "outputs/NNNNN-SEED.png") -> None:
+    """Sampling (no --batch), --batch-size, model and output flags; grids add --save-cells."""
+    add_sampling_args(p, batch=False)
+    p.add_argument("--batch-size", type=int, default=8, help="items per model call (bounds memory; default 8)")
+    p.add_argument("--resize", default="stretch", choices=["none", "stretch", "crop"],
+                   help="image inputs whose size is not a multiple of the model's factor (default: stretch)")
+    add_model_args(p)
+    add_output_args(p, default_hint)
+    if grid:
+        p.add_argument("--save-cells", metavar="DIR", default=None, help="also write every cell as its own PNG (its recipe replays it)")
+
+
+def options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`SamplingOptions` fields from the parsed flags (None where a flag was left unset)."""
+    width, height = size_args(args)
+    return {
+        "negative": args.negative, "steps": args.steps, "sampler": args.sampler, "cfg": getattr(args, "cfg", None),
+        "true_cfg": args.true_cfg, "guidance_rescale": args.guidance_rescale, "width": width, "height": height,
+        "batch_size": args.batch_size, "resize": args.resize,
+    }
+
+
+def check_outputs(args: argparse.Namespace, *extra: tuple[str | None, Sequence[str], str]) -> None:
+    """Fail on an output path we cannot write before any work."""
+    check_output_suffix(args.output, IMAGE_SUFFIXES)
+    for path, suffixes, flag in extra:
+        check_output_suffix(path, suffixes, flag)
+    cells = getattr(args, "save_cells", None)
+    if cells is not None and Path(cells).exists() and not Path(cells).is_dir():
+        from latentscape.errors import LatentscapeError
+
+        raise LatentscapeError(f"--save-cells got '{cells}', which is a file; accepted: a folder (created if missing).")
+
+
+def progress(args: argparse.Namespace, desc: str = "sampling") -> Progress:
+    return Progress(not (args.quiet or args.json), desc)
+
+
+def sheet_path(output: str | None, verb: str, folder: str = "outputs") -> Path:
+    """``-o`` or the next free ``outputs/NNNNN-<verb>.png``."""
+    if output is not None:
+        return Path(output)
+    root = Path(folder)
+    numbers = [int(m.group(1)) for f in root.iterdir() if (m := re.match(r"(\d{5})-", f.name))] if root.is_dir() else []
+    return root / f"{max(numbers, default=-1) + 1:05d}-{verb}.png"
+
+
+def write_images(args: argparse.Namespace, out, verb: str) -> list[Path]:
+    """One PNG per image (``-o x.png``; several: x-0.png, x-1.png, ...), each with its recipe."""
+    from latentscape.io.recipe import save_png
+
+    paths = output_paths(args.output, [r.seed for r in out.recipes])
+    for image, recipe, path in zip(out.images, out.recipes, paths):
+        save_png(image, path, recipe)
+    return paths
+
+
+def write_grid(args: argparse.Namespace, out, verb: str) -> tuple[Path, list[Path]]:
+    """The labelled sheet (with the whole job's recipe) and, with --save-cells, every cell."""
+    from latentscape.io.recipe import save_png
+
+    path = sheet_path(args.output, verb)
+    save_png(out.info["sheet"], path, out.info["sheet_recipe"])
+    cells: list[Path] = []
+    if getattr(args, "save_cells", None):
+        folder = Path(args.save_cells)
+        width = max(3, len(str(len(out.images) - 1)))
+        for i, (image, recipe) in enumerate(zip(out.images, out.recipes)):
+            cells.append(save_png(image, folder / f"cell-{i:0{width}d}.png", recipe))
+    return path, cells
+
+
+def report(args: argparse.Namespace, model, out, payload: dict[str, Any], lines: list[str]) -> None:
+    emit(args, {"model": model.model_id, "family": model.name, **payload}, "\n".join(lines))

@@ -1,0 +1,154 @@
+"""Blend 2 to 5 inputs into one image (Midjourney ``/blend``): prompts, seeds and images, weighted.
+
+Inputs are keyframes (a prompt, ``seed:N``, ``PROMPT@SEED`` or an image); weights are >= 0 and are
+normalised to sum 1 (default: equal).
+
+- Prompts and seeds only ("noise" mode): the initial noise is the spherical barycentre of the inputs'
+  noises (:func:`latentscape.core.blend.spherical_barycentre`), the conditioning and the CFG scale are the
+  weighted sums of the inputs'. A one-hot weight gives that input's standalone ``generate`` image.
+- With an image among them ("latent" mode): every input becomes a latent (images VAE-encoded, prompts
+  rendered standalone), the latents are averaged linearly with the weights, and the average is repainted
+  by img2img at ``strength`` with the blended noise and conditioning (strength 0 decodes the average as
+  is, so a one-hot weight gives that input's latent decoded: a prompt's standalone image, an image's
+  VAE reconstruction). No text is needed: images alone blend with the negative prompt's conditioning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import torch
+
+from latentscape.core.blend import normalise_weights, spherical_barycentre, weighted_lerp
+from latentscape.core.noise import resolve_seed
+from latentscape.errors import LatentscapeError
+from latentscape.models.conditioning import Conditioning
+from latentscape.models.family import Family
+from latentscape.sampling import StepCallback, start_index
+from latentscape.workflows.common import Output, config_dict, decode_images, make_recipe, require
+from latentscape.workflows.keyframes import KEYFRAME_HELP, Keyframe, resolve
+from latentscape.workflows.render import (
+    SamplingOptions, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs,
+    image_latents, job_size, render, seed_noise,
+)
+
+MIN_INPUTS, MAX_INPUTS = 2, 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlendConfig(SamplingOptions):
+    """Blend ``inputs`` (keyframes or their text) with ``weights`` (None: equal).
+
+    ``seed`` is the seed of inputs that name none (-1: random, reported); ``strength`` is the img2img
+    strength of the latent blend when an image is among the inputs (0: decode the blend as is).
+    """
+
+    inputs: tuple[Keyframe | str, ...] = ()
+    weights: tuple[float, ...] | None = None
+    seed: int = -1
+    strength: float = 0.5
+
+    KEYFRAME_FIELDS: ClassVar[tuple[str, ...]] = ("inputs",)
+
+
+def check_weights(weights: Sequence[float] | None, n: int, flag: str = "--weights") -> list[float]:
+    """Validated weights as floats (equal when None), summing to 1."""
+    if weights is None:
+        return [1.0 / n] * n
+    values = list(weights)
+    if len(values) != n:
+        raise LatentscapeError(f"{flag} got {len(values)} weights for {n} inputs; accepted: one weight per input, e.g. {','.join(['1'] * n)}.")
+    try:
+        w = normalise_weights(values, n)
+    except (ValueError, TypeError):
+        raise LatentscapeError(
+            f"{flag} got {','.join(f'{v:g}' if isinstance(v, (int, float)) else str(v) for v in values)}; "
+            "accepted: numbers >= 0 that do not all equal 0."
+        ) from None
+    return [float(v) for v in w]
+
+
+def parse_weights(text: str | None) -> tuple[float, ...] | None:
+    """``"1,2,1"`` -> (1.0, 2.0, 1.0); None stays None."""
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise LatentscapeError(f"--weights got '{text}'; accepted: comma-separated numbers >= 0, e.g. 1,2,1.") from None
+
+
+def check_inputs(inputs: Sequence[Any]) -> list[Keyframe]:
+    require(MIN_INPUTS <= len(inputs) <= MAX_INPUTS,
+            f"blend got {len(inputs)} inputs; accepted: {MIN_INPUTS} to {MAX_INPUTS} inputs, each {KEYFRAME_HELP}.")
+    keyframes = [as_keyframe(item, f"blend input {i + 1}") for i, item in enumerate(inputs)]
+    check_keyframe_cfgs(keyframes)
+    return keyframes
+
+
+def blend(model: Family, config: BlendConfig, *, callback: StepCallback | None = None) -> Output:
+    """One image blending ``config.inputs``; its recipe replays it."""
+    check_options(model, config)
+    keyframes = check_inputs(config.inputs)
+    n = len(keyframes)
+    weights = check_weights(config.weights, n)
+    require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
+    images = [k.image for k in keyframes if k.image is not None]
+    if images and config.strength > 0:
+        require(start_index(config.steps, config.strength) < config.steps,
+                f"--strength {config.strength} with {config.steps} steps leaves no denoising step; use 0 or at least {1 / config.steps:.3g}.")
+    seed = resolve_seed(config.seed)
+    keyframes = [dataclasses.replace(k, seed=resolve_seed(k.seed)) if k.seed is not None else k for k in keyframes]
+    keyframes = resolve(keyframes, None, seed)
+    width, height = job_size(model, config, images)
+    shape = model.latent_format.latent_shape(width, height)
+
+    cfgs = [cfg_of(model, config, k.cfg) for k in keyframes]
+    cond, uncond = encode_job(model, config, [k.prompt or "" for k in keyframes], cfgs)
+    w = torch.tensor(weights, dtype=torch.float64)
+    hot = int(w.argmax())
+    noises, generators = seed_noise([k.seed for k in keyframes], shape)
+    noise = spherical_barycentre(noises[:, None], w)  # (1, C, h, w)
+    blended = Conditioning.weighted_sum([cond.select(i) for i in range(n)], weights)
+    blended_uncond = uncond.select(0) if uncond is not None else None
+    cfg = sum(wi * ci for wi, ci in zip(weights, cfgs))
+
+    if not images:
+        mode = "noise"
+        latents = render(model, config, noise, blended, blended_uncond, [cfg], [generators[hot]], callback=callback)
+    else:
+        mode = "latent"
+        inputs_latents = _input_latents(model, config, keyframes, cond, uncond, cfgs, shape, (width, height), callback)
+        average = weighted_lerp(inputs_latents[:, None], w)  # (1, C, h, w)
+        if config.strength == 0:
+            latents = average
+        else:
+            _, fresh = seed_noise([keyframes[hot].seed], shape)
+            latents = render(model, config, noise, blended, blended_uncond, [cfg], fresh,
+                             init_latents=average, strength=config.strength, callback=callback)
+
+    image = decode_images(model, latents)
+    params = config_dict(dataclasses.replace(config, inputs=tuple(keyframes), weights=tuple(weights), seed=seed,
+                                             width=width, height=height))
+    label = " | ".join(f"{k.label() or '(empty)'} x{wi:.3g}" for k, wi in zip(keyframes, weights))
+    recipe = make_recipe("blend", model, params, keyframes[hot].seed, inputs=image_inputs(images),
+                         infotext_extra={"Blend": label, "CFG scale": round(cfg, 6)})
+    info = {"mode": mode, "weights": weights, "cfg": cfg, "seeds": [k.seed for k in keyframes], "width": width, "height": height}
+    return Output(images=image, latents=latents, recipes=[recipe], info=info)
+
+
+def _input_latents(model, config, keyframes, cond, uncond, cfgs, shape, size, callback) -> torch.Tensor:
+    """(N, C, h, w): image inputs VAE-encoded, prompt inputs rendered as ``generate`` would."""
+    out = torch.zeros(len(keyframes), *shape)
+    image_idx = [i for i, k in enumerate(keyframes) if k.image is not None]
+    text_idx = [i for i, k in enumerate(keyframes) if k.image is None]
+    if image_idx:
+        out[image_idx] = image_latents(model, [keyframes[i].image for i in image_idx], size)
+    if text_idx:
+        noise, generators = seed_noise([keyframes[i].seed for i in text_idx], shape)
+        out[text_idx] = render(model, config, noise, cond.select(text_idx),
+                               uncond.select(text_idx) if uncond is not None else None,
+                               [cfgs[i] for i in text_idx], generators, callback=callback)
+    return out

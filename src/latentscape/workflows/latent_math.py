@@ -1,0 +1,113 @@
+"""Latent and conditioning arithmetic: ``"king face" - "man" + "woman"``, rendered through the loop.
+
+The expression (grammar in :mod:`latentscape.core.expr`) is a linear combination of operands:
+
+- prompts combine into the conditioning: ``Σ cᵢ·encode(promptᵢ)`` on the embeddings and the pooled vector
+  (no prompt: the empty prompt's conditioning);
+- seeds combine into the initial noise: ``Σ cⱼ·noise(seedⱼ)`` rescaled to the norm ``Σ|cⱼ|·‖noiseⱼ‖/Σ|cⱼ|``,
+  so the result has the norm of a unit Gaussian draw (no seed: the noise of ``seed``);
+- images combine into a latent ``Σ cₖ·latentₖ`` (VAE posterior means, no rescaling), which img2img
+  repaints at ``strength`` with that noise and conditioning (0: decode it as is).
+
+A single prompt (coefficient 1) with ``seed`` reproduces ``generate`` with that prompt and seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from latentscape.core.expr import Term, format_terms, parse
+from latentscape.core.noise import resolve_seed
+from latentscape.models.conditioning import Conditioning
+from latentscape.models.family import Family
+from latentscape.sampling import StepCallback, start_index
+from latentscape.workflows.common import Output, config_dict, decode_images, make_recipe, require
+from latentscape.workflows.render import (
+    SamplingOptions, cfg_of, check_options, encode_job, image_inputs, image_latents, job_size, render, seed_noise,
+)
+
+MAX_OPERANDS = 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class MathConfig(SamplingOptions):
+    """Render ``expression``; ``seed`` gives the noise when no seed operand does (-1: random, reported)."""
+
+    expression: str = ""
+    seed: int = -1
+    strength: float = 0.6
+
+
+def combine_noise(noises: torch.Tensor, coefficients: list[float]) -> torch.Tensor:
+    """``Σ cⱼ·noiseⱼ`` (noises (J, ...)) rescaled to ``Σ|cⱼ|·‖noiseⱼ‖/Σ|cⱼ|`` (a single term with c = 1 is exact)."""
+    if len(coefficients) == 1 and coefficients[0] == 1:
+        return noises[:1].clone()
+    c = torch.tensor(coefficients, dtype=torch.float64).reshape(-1, *([1] * (noises.ndim - 1)))
+    x = noises.double()
+    total = (c * x).sum(dim=0, keepdim=True)
+    norms = x.flatten(1).norm(dim=1)
+    target = (c.flatten().abs() * norms).sum() / c.abs().sum()
+    norm = total.norm()
+    require(float(norm) > 1e-12, "the seed terms of the math expression cancel out to zero noise; change their coefficients.")
+    return (total / norm * target).to(noises.dtype)
+
+
+def latent_math(model: Family, config: MathConfig, *, callback: StepCallback | None = None) -> Output:
+    """One image for ``config.expression``; its recipe replays it."""
+    check_options(model, config)
+    terms = parse(config.expression)
+    require(len(terms) <= MAX_OPERANDS, f"math expression has {len(terms)} operands; accepted: at most {MAX_OPERANDS}.")
+    require(any(t.coefficient != 0 for t in terms), "every term of the math expression has coefficient 0; nothing is left to render.")
+    require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
+    prompts = [t for t in terms if t.operand.kind == "prompt"]
+    seeds = [t for t in terms if t.operand.kind == "seed"]
+    images = [t for t in terms if t.operand.kind == "image"]
+    if images and config.strength > 0:
+        require(start_index(config.steps, config.strength) < config.steps,
+                f"--strength {config.strength} with {config.steps} steps leaves no denoising step; use 0 or at least {1 / config.steps:.3g}.")
+    seed = resolve_seed(config.seed)
+    paths = [str(t.operand.value) for t in images]
+    width, height = job_size(model, config, paths)
+    shape = model.latent_format.latent_shape(width, height)
+    cfg = cfg_of(model, config)
+
+    cond = _conditioning(model, config, prompts, cfg)
+    _, uncond = encode_job(model, config, [""], [cfg])  # the negative prompt, when CFG needs it
+    seed_terms = seeds or [Term(1.0, dataclasses.replace(terms[0].operand, kind="seed", value=seed))]
+    noises, generators = seed_noise([int(t.operand.value) for t in seed_terms], shape)
+    noise = combine_noise(noises, [t.coefficient for t in seed_terms])
+    main = max(range(len(seed_terms)), key=lambda i: abs(seed_terms[i].coefficient))
+    step_gens = [generators[main]]
+
+    if not images:
+        latents = render(model, config, noise, cond, uncond, [cfg], step_gens, callback=callback)
+    else:
+        encoded = image_latents(model, paths, (width, height))
+        c = torch.tensor([t.coefficient for t in images]).reshape(-1, 1, 1, 1)
+        combined = (c * encoded).sum(dim=0, keepdim=True)
+        if config.strength == 0:
+            latents = combined
+        else:
+            latents = render(model, config, noise, cond, uncond, [cfg], step_gens, init_latents=combined,
+                             strength=config.strength, callback=callback)
+    image = decode_images(model, latents)
+    canonical = format_terms(terms)
+    params = config_dict(dataclasses.replace(config, seed=seed, cfg=cfg, width=width, height=height))
+    recipe = make_recipe("math", model, params, int(seed_terms[main].operand.value), inputs=image_inputs(paths),
+                         infotext_extra={"Math": canonical})
+    info = {"terms": [(t.coefficient, t.operand.kind, t.operand.value) for t in terms], "expression": canonical,
+            "seed": seed, "width": width, "height": height}
+    return Output(images=image, latents=latents, recipes=[recipe], info=info)
+
+
+def _conditioning(model: Family, config: MathConfig, prompts: list[Term], cfg: float) -> Conditioning:
+    """``Σ cᵢ·encode(promptᵢ)`` (the empty prompt's conditioning when there is no prompt term)."""
+    if not prompts:
+        return model.encode_prompts([""])
+    encoded = model.encode_prompts([str(t.operand.value) for t in prompts])
+    if len(prompts) == 1 and prompts[0].coefficient == 1:
+        return encoded
+    return Conditioning.weighted_sum([encoded.select(i) for i in range(len(prompts))], [t.coefficient for t in prompts])
