@@ -61,6 +61,23 @@ def _per_item(value: float | torch.Tensor, batch: int) -> torch.Tensor:
     return value.expand(batch) if value.ndim == 0 else value
 
 
+def _same_or_per_item(values: torch.Tensor) -> float | torch.Tensor:
+    """One float when every item shares the value (bit-identical to diffusers' scalar path), else the tensor."""
+    return float(values[0]) if bool((values == values[0]).all()) else values
+
+
+def _guide(uncond: torch.Tensor, cond: torch.Tensor, scale: torch.Tensor, rescale: torch.Tensor) -> torch.Tensor:
+    """CFG and guidance rescale per item; items with a scale <= 1 get the plain conditional prediction,
+    as they would in a batch of their own (diffusers runs no CFG there)."""
+    guided_items = scale > 1
+    out = cfg(uncond, cond, _same_or_per_item(scale))
+    if bool((rescale > 0).any()):
+        out = rescale_guidance(out, cond, _same_or_per_item(rescale))
+    if not bool(guided_items.all()):
+        out = torch.where(guided_items.view(-1, *([1] * (cond.ndim - 1))), out, cond)
+    return out
+
+
 def start_index(steps: int, strength: float, order: int = 1) -> int:
     """Index of the first timestep used at denoising ``strength`` (img2img): diffusers' rule."""
     init = min(int(steps * strength), steps)
@@ -158,9 +175,7 @@ def denoise(
         out = model.predict(x_in, t, cond_in, emb)
         if use_cfg:
             out_uncond, out_cond = out.chunk(2)
-            out = cfg(out_uncond, out_cond, scale if scale.unique().numel() > 1 else float(scale[0]))
-            if bool((rescale > 0).any()):
-                out = rescale_guidance(out, out_cond, rescale if rescale.unique().numel() > 1 else float(rescale[0]))
+            out = _guide(out_uncond, out_cond, scale, rescale)
         if streams is not None:
             result, latents = _path_step(scheduler, out, t, latents, noise_path, streams, step_kwargs)
         else:

@@ -32,6 +32,17 @@ def test_generators_continue_after_noise():
 
 
 def test_resolve_seed():
+    import pytest
+
+    from latentscape.errors import LatentscapeError
+
+    with pytest.raises(LatentscapeError, match="out of range; expected 0 to 18446744073709551615"):
+        resolve_seed(2**64)
+    with pytest.raises(LatentscapeError, match="out of range"):
+        resolve_seed(-5)
+    with pytest.raises(LatentscapeError, match="go past the largest seed"):
+        batch_seeds(2**64 - 2, 4)
+    assert resolve_seed(2**64 - 1) == 2**64 - 1
     assert resolve_seed(12) == 12
     s = resolve_seed(-1)
     assert 0 <= s < 2**32 and isinstance(s, int)

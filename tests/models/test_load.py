@@ -36,6 +36,22 @@ def test_single_file_with_config_folder(tiny_sd_single_file, tiny_sd):
     assert np.array_equal(np.asarray(a.images[0]), np.asarray(b.images[0]))
 
 
+def test_replay_of_a_single_file_output_uses_the_recorded_config(tiny_sd_single_file, tmp_path, capsys):
+    from PIL import Image
+
+    from latentscape.interfaces.cli import main
+
+    ckpt, config = tiny_sd_single_file
+    out = tmp_path / "one.png"
+    assert main(["generate", "p", "--model", str(ckpt), "--config", str(config), "--dtype", "fp32", "--steps", "2", "-o", str(out), "-q"]) == 0
+    from latentscape.io.recipe import read_recipe
+
+    recipe = read_recipe(out)
+    assert recipe.load == {"config": str(config.resolve()), "dtype": "fp32"} and recipe.model == str(ckpt.resolve())
+    assert main(["replay", str(out), "-o", str(tmp_path / "again.png"), "-q"]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(tmp_path / "again.png")))
+
+
 def test_single_file_needs_config(tiny_sd_single_file):
     ckpt, _ = tiny_sd_single_file
     with pytest.raises(LatentscapeError, match="needs --config"):
@@ -74,6 +90,25 @@ def test_bad_device_and_dtype(tiny_sd):
         latentscape.load(str(tiny_sd), dtype="fp8")
     with pytest.raises(LatentscapeError, match="--device got 'gpu0'"):
         latentscape.load(str(tiny_sd), device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(LatentscapeError, match="--device cuda was asked for.*use --device cpu"):
+            latentscape.load(str(tiny_sd), device="cuda")
+
+
+def test_incomplete_folder_is_one_sentence(tiny_sd, tmp_path):
+    import shutil
+
+    broken = tmp_path / "partial"
+    shutil.copytree(tiny_sd, broken)
+    for f in (broken / "unet").glob("*.safetensors"):
+        f.unlink()
+    with pytest.raises(LatentscapeError, match="could not load the diffusers folder .*partial.*is it complete"):
+        latentscape.load(str(broken))
+
+
+def test_local_models_are_recorded_by_absolute_path(tiny_sd, monkeypatch):
+    monkeypatch.chdir(tiny_sd.parent)
+    assert latentscape.load(tiny_sd.name).model_id == str(tiny_sd.resolve())
 
 
 def test_family_of_state_keys():

@@ -58,3 +58,11 @@ def test_inspect_reports_the_compression(tiny_sd, image_file):
     assert len(s["channels"]) == 4 and all(np.isfinite(ch["std"]) for ch in s["channels"])
     assert r.preview.size == (48, 32) and r.reconstruction.size == (48, 32)
     assert -1.0 <= s["pixel_range"][0] <= s["pixel_range"][1] <= 1.0
+    # the reported PSNR is that of the reconstruction it returns (to within uint8 rounding)
+    a = np.asarray(Image.open(image_file), dtype=np.float64)
+    b = np.asarray(r.reconstruction, dtype=np.float64)
+    psnr = 10 * np.log10(255.0**2 / np.mean((a - b) ** 2))
+    assert abs(psnr - s["reconstruction_psnr_db"]) < 0.2
+    latents, _ = encode_image(latentscape.load(str(tiny_sd)), image_file)
+    assert s["latent_std"] == pytest.approx(latents.std().item(), rel=1e-5)
+    assert [c["mean"] for c in s["channels"]] == pytest.approx(latents[0].mean(dim=(1, 2)).tolist(), rel=1e-5)

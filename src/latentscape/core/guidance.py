@@ -8,14 +8,21 @@ Scale = float | torch.Tensor
 
 
 def _per_item(scale: Scale, like: torch.Tensor) -> torch.Tensor | float:
+    """A (B,) scale as float32 (B, 1, ...) on ``like``'s device: never rounded to ``like``'s half precision."""
     if isinstance(scale, torch.Tensor) and scale.ndim == 1:
-        return scale.to(like.device, like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+        return scale.to(like.device, torch.float32).reshape(-1, *([1] * (like.ndim - 1)))
     return scale
+
+
+def _scaled(scale: Scale, x: torch.Tensor) -> torch.Tensor:
+    """``scale·x`` rounded once to x's dtype, the same for a float scale and a per-item tensor of it."""
+    s = _per_item(scale, x)
+    return (s * x.float()).to(x.dtype) if isinstance(s, torch.Tensor) else s * x
 
 
 def cfg(uncond: torch.Tensor, cond: torch.Tensor, scale: Scale) -> torch.Tensor:
     """Classifier-free guidance (Ho & Salimans 2022): ``uncond + scale·(cond − uncond)``; scale per item allowed."""
-    return uncond + _per_item(scale, cond) * (cond - uncond)
+    return uncond + _scaled(scale, cond - uncond)
 
 
 def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, phi: Scale) -> torch.Tensor:
@@ -27,5 +34,4 @@ def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, phi: Scale) -> to
     std_cond = cond.std(dim=dims, keepdim=True)
     std_guided = guided.std(dim=dims, keepdim=True)
     rescaled = guided * (std_cond / std_guided)
-    phi = _per_item(phi, guided)
-    return phi * rescaled + (1 - phi) * guided
+    return _scaled(phi, rescaled) + _scaled(1 - phi, guided)

@@ -41,8 +41,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: Scalar, eps: float = 1e-4) -> tor
 
     ``slerp = sin((1-t)θ)/sin θ · a + sin(tθ)/sin θ · b`` with θ the angle between ``a`` and ``b``. The
     coefficients are written with sinc so near-parallel inputs fall back smoothly to lerp: there is no
-    branch and no jump. Nearly opposite inputs (θ within ``eps`` of π), where the great circle is undefined,
-    are interpolated linearly. t = 0 gives ``a`` and t = 1 gives ``b`` exactly.
+    branch and no jump. At exactly opposite inputs the great circle is undefined and no rule is continuous
+    there; within ``eps`` (radians) of π the result is lerp. (Gaussian noises or latents of thousands of
+    values are never that close to opposite.) t = 0 gives ``a`` and t = 1 gives ``b`` exactly.
     """
     if a.shape != b.shape:
         raise ValueError(f"slerp needs tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")

@@ -26,7 +26,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def add_sampling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
     g = p.add_argument_group("sampling")
-    g.add_argument("--negative", "-n", default="", help="negative prompt")
+    g.add_argument("--negative", default="", help="negative prompt")
     g.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale: low explores, high adheres (default: the family's)")
     g.add_argument("--true-cfg", type=float, default=1.0, help="real CFG on guidance-distilled models (FLUX dev), with --negative")
     g.add_argument("--guidance-rescale", type=float, default=0.0, help="guidance rescale phi, 0..1 (0.7 recommended for v-prediction)")
@@ -62,6 +62,17 @@ def load_model(args: argparse.Namespace):
 
     return load(args.model, device=args.device, dtype=args.dtype, config=args.config,
                 allow_pickle=args.allow_pickle, offload=args.offload)
+
+
+def load_for_replay(args: argparse.Namespace, recipe):
+    """The recipe's model, loaded as it was (single-file config, dtype) unless flags override it."""
+    from latentscape.models.load import load
+
+    if not getattr(args, "verbose", False):
+        quiet_loading()
+    options = dict(recipe.load or {})
+    return load(args.model or recipe.model, device=args.device, dtype=args.dtype or options.get("dtype"),
+                config=args.config or options.get("config"), allow_pickle=args.allow_pickle, offload=args.offload)
 
 
 def size_args(args: argparse.Namespace) -> tuple[int | None, int | None]:

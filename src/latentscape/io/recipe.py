@@ -49,7 +49,8 @@ class Recipe:
 
     ``params`` is the workflow's config (plain JSON values, seed already resolved); ``seed`` and
     ``batch_index`` say which item of the batch this output is (replay reruns the batch for bit-exactness);
-    ``inputs`` records input files by path and SHA-256; ``infotext`` holds extra A1111 fields.
+    ``inputs`` records input files by path and SHA-256; ``infotext_extra`` holds extra A1111 fields;
+    ``load`` how the model was loaded beyond its id (a single file's ``config`` folder, the ``dtype``).
     """
 
     workflow: str
@@ -62,6 +63,7 @@ class Recipe:
     infotext_extra: Mapping[str, Any] = field(default_factory=dict)
     sampler_label: str = ""
     versions: Mapping[str, str] = field(default_factory=dict)
+    load: Mapping[str, Any] = field(default_factory=dict)
     format: int = RECIPE_FORMAT
 
     def to_json(self) -> str:
@@ -70,6 +72,8 @@ class Recipe:
     @classmethod
     def from_json(cls, text: str) -> "Recipe":
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("the recipe is not a JSON object")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -125,5 +129,5 @@ def read_recipe(path: str | os.PathLike) -> Recipe:
         raise LatentscapeError(f"'{path}' holds no latentscape recipe (no '{RECIPE_CHUNK}' PNG chunk); only images made by latentscape can be replayed.")
     try:
         return Recipe.from_json(text)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise LatentscapeError(f"the recipe in '{path}' is damaged ({exc}).") from None

@@ -24,6 +24,9 @@ class Family(ABC):
     pipeline_class: ClassVar[str]
     is_flow: ClassVar[bool] = False  # flow matching (SD3, FLUX) rather than eps/v prediction
     default_cfg: ClassVar[float] = 7.5
+    # VAE calls run this many images at a time: bounded memory for big grids, and with 1 every image's
+    # encode/decode is the same computation whatever job it belongs to (exact one-hot/corner/endpoint claims).
+    vae_batch: int = 1
 
     def __init__(self, pipe: Any, latent_format: LatentFormat, *, model_id: str, device: torch.device, dtype: torch.dtype):
         self.pipe = pipe
@@ -31,6 +34,8 @@ class Family(ABC):
         self.model_id = model_id
         self.device = torch.device(device)
         self.dtype = dtype
+        # how load() was called beyond the model id (single-file config, dtype): recipes record it for replay
+        self.load_options: dict[str, Any] = {"config": None, "dtype": None}
 
     # --- what the model is -------------------------------------------------------------------------
     @property
@@ -113,16 +118,18 @@ class Family(ABC):
         Uses the posterior mean (deterministic) unless a generator is given to sample it.
         """
         vae = self.vae
-        dist = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
-        z = dist.sample(generator=sample) if sample is not None else dist.mode()
-        return self.latent_format.to_model(z.to(self.dtype))
+        out = []
+        for chunk in pixels.split(self.vae_batch):
+            dist = vae.encode(chunk.to(self.device, vae.dtype)).latent_dist
+            out.append(dist.sample(generator=sample) if sample is not None else dist.mode())
+        return self.latent_format.to_model(torch.cat(out).to(self.dtype))
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Model-space latents (B, C, h, w) -> pixels (B, 3, H, W) in [-1, 1] (not clamped)."""
         vae = self.vae
         z = self.latent_format.to_vae(latents.to(self.device, vae.dtype))
-        return vae.decode(z, return_dict=False)[0]
+        return torch.cat([vae.decode(chunk, return_dict=False)[0] for chunk in z.split(self.vae_batch)])
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary: family, model, prediction, latent format."""

@@ -47,11 +47,22 @@ def family_classes() -> dict[str, type[Family]]:
 
 
 def auto_device(device: str | torch.device | None) -> torch.device:
+    """The device asked for (checked to exist), else the best available: CUDA, then MPS, then CPU."""
     if device is not None:
         try:
-            return torch.device(device)
+            dev = torch.device(device)
         except RuntimeError:
             raise LatentscapeError(f"--device got '{device}'; expected cpu, cuda, cuda:N or mps.") from None
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise LatentscapeError(f"--device {device} was asked for, but this torch build sees no CUDA GPU; use --device cpu.")
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                raise LatentscapeError(f"--device {device} does not exist: {torch.cuda.device_count()} CUDA device(s) are visible.")
+        elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise LatentscapeError(f"--device {device} was asked for, but MPS is not available here; use --device cpu.")
+        elif dev.type not in ("cpu", "cuda", "mps"):
+            raise LatentscapeError(f"--device got '{device}'; expected cpu, cuda, cuda:N or mps.")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -61,6 +72,10 @@ def auto_device(device: str | torch.device | None) -> torch.device:
 
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, str(dtype))
 
 
 def auto_dtype(dtype: str | torch.dtype | None, device: torch.device, family: str) -> torch.dtype:
@@ -211,7 +226,12 @@ def load(
             )
         dt = auto_dtype(dtype, dev, family)
         cls = getattr(diffusers, family_classes()[family].pipeline_class)
-        pipe = _from_pretrained(cls, str(path), dt, family)
+        try:
+            pipe = _from_pretrained(cls, str(path), dt, family)
+        except (OSError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LatentscapeError(f"could not load the diffusers folder '{path}' (is it complete?): {first}") from None
+        model_id = model_id if model_id == "embedded" else str(path.resolve())
     elif path.is_file():
         kind = sniff_file(path)
         if kind == "pickle" and not allow_pickle:
@@ -241,6 +261,8 @@ def load(
             pipe = cls.from_single_file(str(path), config=str(config), dtype=dt, local_files_only=Path(config).is_dir(), **extra)
         except (OSError, ValueError) as exc:
             raise LatentscapeError(f"could not load single file '{path}' with config '{config}': {exc}".split("\n")[0]) from None
+        model_id = str(path.resolve())
+        config = str(Path(config).resolve()) if Path(config).exists() else str(config)
     elif HUB_ID.match(source):
         try:
             config_dict = _hub_config(source)
@@ -275,5 +297,6 @@ def load(
         if meta.get("latent_rgb_factors"):
             latent_format = latent_format.with_rgb(meta["latent_rgb_factors"], meta.get("latent_rgb_bias"))
     adapter = family_classes()[family](pipe, latent_format, model_id=model_id, device=dev, dtype=dt)
+    adapter.load_options = {"config": None if config is None else str(config), "dtype": dtype_name(dt)}
     log.info("loaded %s (%s) on %s as %s", model_id, family, dev, dt)
     return adapter

@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from latentscape.core.schedules import flow_shift_mu
+from latentscape.errors import LatentscapeError
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
 
@@ -26,12 +27,14 @@ def scheduler_mu(config, image_seq_len: int, default_max_shift: float) -> float:
 def set_flow_timesteps(scheduler, steps: int, device, *, mu: float | None = None, sigmas=None) -> torch.Tensor:
     """Call ``scheduler.set_timesteps`` with the flow arguments it accepts (``sigmas``, ``mu``)."""
     accepted = inspect.signature(scheduler.set_timesteps).parameters
-    kwargs = {}
-    if sigmas is not None and "sigmas" in accepted:
-        kwargs["sigmas"] = sigmas
-    else:
-        kwargs["num_inference_steps"] = steps
-    if mu is not None and "mu" in accepted:
+    missing = [name for name, value in (("sigmas", sigmas), ("mu", mu)) if value is not None and name not in accepted]
+    if missing:
+        raise LatentscapeError(
+            f"this sampler's scheduler ({type(scheduler).__name__}) cannot follow the model's schedule (it takes no "
+            f"{' or '.join(missing)}), so its images would not match the model's own; use --sampler flow_euler."
+        )
+    kwargs: dict = {"sigmas": sigmas} if sigmas is not None else {"num_inference_steps": steps}
+    if mu is not None:
         kwargs["mu"] = mu
     scheduler.set_timesteps(device=device, **kwargs)
     return scheduler.timesteps

@@ -71,12 +71,15 @@ def encode(model: Family, prompts: Sequence[str], negatives: Sequence[str], need
 
 
 def _encode_unique(fn, texts: Sequence[str]) -> Conditioning:
+    """Encode each distinct text once and on its own (a batch of one, as ``generate`` does: text encoders
+    on GPUs are not bit-identical across batch sizes), then gather them in ``texts`` order."""
     unique = list(dict.fromkeys(texts))
-    encoded = fn(unique)
+    encoded = Conditioning.cat([fn([t]) for t in unique])
     return encoded.select([unique.index(t) for t in texts])
 
 
 def decode_images(model: Family, latents: torch.Tensor) -> list[Image.Image]:
+    """Model-space latents -> RGB images (the VAE runs ``model.vae_batch`` images at a time)."""
     return tensor_to_pil(model.decode(latents).float())
 
 
@@ -107,4 +110,5 @@ def make_recipe(
         infotext_extra=dict(infotext_extra or {}),
         sampler_label=label,
         versions=versions(),
+        load=dict(model.load_options),
     )

@@ -145,9 +145,8 @@ def report(args: argparse.Namespace, model, out, manifest: str) -> None:
 
 def run_replay_morph(args: argparse.Namespace, recipe) -> int:
     """`replay` of a morph's manifest or contact sheet: render the whole video again to ``-o``."""
-    from latentscape.interfaces.common import quiet_loading
+    from latentscape.interfaces.common import load_for_replay
     from latentscape.io.video import check_video_path
-    from latentscape.models.load import load
     from latentscape.workflows.morph import MorphConfig, replay_morph
     from latentscape.workflows.morph_manifest import manifest_path
     from latentscape.workflows.replay import check_inputs
@@ -155,9 +154,7 @@ def run_replay_morph(args: argparse.Namespace, recipe) -> int:
     check_video_path(args.output)
     MorphConfig.from_params(dict(recipe.params))  # fail on a recipe from a newer version before loading anything
     check_inputs(recipe)
-    if not getattr(args, "verbose", False):
-        quiet_loading()
-    model = load(args.model or recipe.model, device=args.device)
+    model = load_for_replay(args, recipe)
     progress = FrameProgress(not (args.quiet or args.json))
     out = replay_morph(model, recipe, args.output, progress=progress)
     progress.close()

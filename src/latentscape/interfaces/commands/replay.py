@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from latentscape.interfaces.common import IMAGE_SUFFIXES, Progress, check_output_suffix, emit, quiet_loading
+from latentscape.interfaces.common import IMAGE_SUFFIXES, Progress, add_model_args, check_output_suffix, emit, load_for_replay
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="re-make an output from its recipe", description="Reproduce an image from the recipe latentscape stored in it.")
     p.add_argument("file", help="a PNG written by latentscape, or a morph's manifest (VIDEO.manifest.json)")
     p.add_argument("-o", "--output", required=True, help="where to write the reproduction (.png; a morph: .mp4, .gif or .webp)")
-    p.add_argument("--model", "-m", default=None, help="override the model the recipe names")
-    p.add_argument("--device", default=None)
+    add_model_args(p)  # every flag defaults to what the recipe recorded
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run_replay)
@@ -20,7 +19,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     from latentscape.io.recipe import save_png
-    from latentscape.models.load import load
     from latentscape.workflows.replay import check_inputs, config_from_recipe, load_recipe, replay
 
     recipe = load_recipe(args.file)
@@ -31,9 +29,7 @@ def run_replay(args: argparse.Namespace) -> int:
     check_output_suffix(args.output, IMAGE_SUFFIXES)
     config_from_recipe(recipe)  # fail on an unknown workflow before loading anything
     check_inputs(recipe)
-    if not args.verbose:
-        quiet_loading()
-    model = load(args.model or recipe.model, device=args.device)
+    model = load_for_replay(args, recipe)
     out = replay(model, recipe, callback=Progress(not (args.quiet or args.json)))
     index = recipe.batch_index
     save_png(out.images[index], args.output, out.recipes[index])
