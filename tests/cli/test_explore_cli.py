@@ -50,10 +50,15 @@ BAD = [
     (["math", '"a cat" +'], "ends where a term was expected"),
     (["math", "king - man"], "is not quoted"),
     (["math", '"a" * "b"'], "cannot be multiplied"),
+    (["blend", "a", "b", "--preview", "live.jpg"], "--preview 'live.jpg' has an unknown extension '.jpg'"),
+    (["math", "(" * 100 + '"a"' + ")" * 100], "nest more than 64 deep at position 65"),
+    (["math", '"a" + ' + "-" * 3000 + '"b"'], "nest more than 64 deep at position 71"),
+    (["math", '"a" + seed:' + "9" * 25], "seed 9999999999999999999999999 at position 7 is out of range"),
+    (["blend", "a cat@" + "9" * 25, "a dog"], "out of range; expected 0 to 18446744073709551615"),
 ]
 
 
-@pytest.mark.parametrize("argv, fragment", BAD, ids=[" ".join(a[:2]) + f"-{i}" for i, (a, _) in enumerate(BAD)])
+@pytest.mark.parametrize("argv, fragment", BAD, ids=[" ".join(a[:2])[:40] + f"-{i}" for i, (a, _) in enumerate(BAD)])
 def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(argv, fragment, tiny_sd, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     cells = ["--save-cells", "cells"] if argv[0] in ("explore", "map", "sweep") else []
@@ -107,3 +112,24 @@ def test_map_of_a_folder_writes_a_scatter_page(tiny_sd, tmp_path, monkeypatch, c
     text = Path("pca.html").read_text()
     assert text.count("data:image/png;base64,") == 4 and "PC1" in text
     assert _run(capsys, "map", "a", "b", "c", "d", "--images", "set", "--model", tiny_sd)[0] == 2
+
+
+def test_preview_is_written_by_the_creative_verbs(tiny_sd, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, "blend", "a red cat@3", "a dog@9", "--model", tiny_sd, *FAST, "--preview", "live.png", "-o", "b.png")
+    assert code == 0, err
+    with Image.open("live.png") as live:  # the live x0 preview of the last step, at the image's size
+        assert live.size == (32, 32)
+        assert np.asarray(live).std() > 0
+
+
+def test_off_grid_images_are_an_error_unless_resize_says_how(tiny_sd, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (36, 36), (200, 40, 40)).save("odd.png")
+    code, _, err = _run(capsys, "blend", "odd.png", "a dog@9", "--model", tiny_sd, "--steps", "2", "-q", "-o", "b.png")
+    assert code == 2 and "36x36" in err and "nearest valid size is 40x40" in err and "--resize" in err
+    assert _files(tmp_path) == [tmp_path / "odd.png"]
+    code, _, err = _run(capsys, "blend", "odd.png", "a dog@9", "--model", tiny_sd, "--steps", "2", "-q", "-o", "b.png", "--resize", "stretch")
+    assert code == 0, err
+    with Image.open("b.png") as made:
+        assert made.size == (40, 40)

@@ -63,6 +63,9 @@ def test_keyframe_file_perceptual_pacing_and_the_printed_smoothness(tiny_sd, tmp
     (["a cat", "image:missing.png", "-o", "x.gif"], "does not exist"),
     (["a cat", "a dog", "-o", "x.gif", "--contact-sheet", "s.jpg"], "--contact-sheet"),
     (["a cat", "a dog", "-o", "x.gif", "--resume"], "manifest"),
+    (["a cat@" + "9" * 25, "a dog", "-o", "x.gif"], "out of range; expected 0 to 18446744073709551615, or -1 for random"),
+    (["a cat", "seed:18446744073709551616", "-o", "x.gif"], "out of range"),
+    (["a cat", "seed:-2", "-o", "x.gif"], "seed -2 is out of range"),
 ])  # fmt: skip
 def test_bad_input_one_sentence_exit_2_nothing_written(tiny_sd, tmp_path, capsys, monkeypatch, argv, needle):
     monkeypatch.chdir(tmp_path)

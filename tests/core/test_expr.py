@@ -1,6 +1,6 @@
 import pytest
 
-from latentscape.core.expr import Operand, Term, format_terms, parse
+from latentscape.core.expr import MAX_DEPTH, Operand, Term, format_terms, parse
 from latentscape.errors import LatentscapeError
 
 
@@ -53,3 +53,23 @@ def test_malformed_expressions_name_the_problem(expr, fragment):
     message = str(err.value)
     assert fragment in message
     assert message.count("\n") == 0
+
+
+@pytest.mark.parametrize("expr", ["(" * 65 + '"a"' + ")" * 65, "-" * 65 + '"a"', "-(" * 40 + '"a"' + ")" * 40, "(" * 1400 + '"a"'])
+def test_nesting_is_limited_with_a_sentence_not_a_recursion_error(expr):
+    with pytest.raises(LatentscapeError) as err:
+        parse(expr)
+    assert f"nest more than {MAX_DEPTH} deep at position {MAX_DEPTH + 1}" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_nesting_up_to_the_limit_parses():
+    assert parse("(" * MAX_DEPTH + '"a"' + ")" * MAX_DEPTH) == [Term(1.0, P("a"))]
+    assert parse("-" * MAX_DEPTH + '"a"') == [Term(1.0, P("a"))]
+
+
+@pytest.mark.parametrize("digits", ["18446744073709551616", "9" * 25, "9" * 3000])
+def test_seeds_beyond_what_torch_takes_are_refused(digits):
+    with pytest.raises(LatentscapeError, match="seed .* at position 7 is out of range; expected 0 to 18446744073709551615") as err:
+        parse('"a" + seed:' + digits)
+    assert len(str(err.value)) < 200
+    assert parse("seed:18446744073709551615") == [Term(1.0, Operand("seed", 2**64 - 1))]

@@ -141,3 +141,15 @@ def test_lab_distance_is_zero_for_equal_images_and_grows_with_change():
     white, black = torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)
     assert lab_distance(white, black).item() == pytest.approx(100.0, abs=0.01)
     assert math.isfinite(lab_distance(torch.rand(1, 3, 1, 1), torch.rand(1, 3, 1, 1)).item())
+
+
+def test_lab_distance_builds_its_constants_on_the_input_device():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(2, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    # float64 and float32 inputs agree (the math runs in float64 either way)
+    assert torch.allclose(lab_distance(x.double(), y.double()), lab_distance(x, y), rtol=0, atol=1e-5)
+    # on another device (meta stands in for CUDA here) nothing may be left on the CPU: the CPU constants
+    # used to meet a non-CPU image in one einsum and raise
+    d = lab_distance(x.to("meta"), y.to("meta"))
+    assert d.device.type == "meta" and d.shape == (2,) and d.dtype == torch.float64
+    assert srgb_to_lab(x.to("meta")).device.type == "meta"

@@ -52,6 +52,19 @@ def test_pca_of_a_folder(request, tmp_path):
     assert coords.shape == (5, 2) and 0 < explained[1] <= explained[0] <= 1
     again = replay(model, out.recipes[0])
     assert max_diff(again.images[0], out.images[0]) == 0
+    recorded = out.recipes[0].inputs["images"]
+    assert [e["path"] for e in recorded] == [str(tmp_path / f"im{i}.png") for i in range(5)] and all(e["sha256"] for e in recorded)
+    # a new file in the folder does not change the replayed map: it maps the files the recipe lists
+    standalone(model, "a dog", 9).save(tmp_path / "new.png")
+    again = replay(model, out.recipes[0])
+    assert again.info["files"] == out.info["files"] and max_diff(again.images[0], out.images[0]) == 0
+    # a changed or missing file is refused with one sentence
+    standalone(model, "a dog", 10).save(tmp_path / "im2.png")
+    with pytest.raises(LatentscapeError, match=r"'.*im2.png' has changed since the output was made"):
+        replay(model, out.recipes[0])
+    (tmp_path / "im2.png").unlink()
+    with pytest.raises(LatentscapeError, match=r"'.*im2.png' no longer exists"):
+        replay(model, out.recipes[0])
 
 
 def test_pca_recovers_a_plane():

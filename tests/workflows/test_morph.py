@@ -172,6 +172,9 @@ def test_mixed_image_and_prompt_path_renders_and_keeps_the_image_endpoint(sd, tw
     (MorphConfig(keyframes=("a", "b", "c"), frames=2), "3 keyframes needs"),
     (MorphConfig(keyframes=("a", "b"), pacing="fast"), "--pacing got 'fast'"),
     (MorphConfig(keyframes=("a", "image:/nonexistent/x.png")), "does not exist"),
+    (MorphConfig(keyframes=(Keyframe(prompt="a", cfg=-1.0), "b")), "keyframe 'a' has cfg -1.0"),
+    (MorphConfig(keyframes=(Keyframe(prompt="a", seed=-5), "b")), "keyframe 'a @ seed -5' has seed -5"),
+    (MorphConfig(keyframes=({"prompt": "a", "seed": 2**64}, "b")), "seed 18446744073709551616 is out of range"),
 ])  # fmt: skip
 def test_bad_configs_are_refused_with_one_sentence(config, needle):
     with pytest.raises(LatentscapeError, match=needle) as err:
@@ -197,6 +200,17 @@ def test_unreadable_image_keyframe(tmp_path):
     bad.write_bytes(b"not a png")
     with pytest.raises(LatentscapeError, match="not an image"):
         check_config(MorphConfig(keyframes=(f"image:{bad}", "a cat")))
+
+
+def test_a_keyframe_seed_of_minus_one_draws_a_seed_that_the_recipe_records(sd):
+    config = MorphConfig(keyframes=("a red cat@5", "seed:-1"), frames=2, steps=STEPS, seed=5)
+    out = morph(sd, config)
+    drawn = out.recipe.params["keyframes"][1]["seed"]
+    assert 0 <= drawn < 2**32  # what -1 draws; torch would otherwise wrap -1 to one fixed seed
+    assert np.abs(standalone(sd, "a red cat", drawn) - pixels(out.images[1])).max() <= 1
+    again = morph(sd, MorphConfig.from_params(dict(out.recipe.params)))  # the recipe replays the drawn seed
+    assert np.array_equal(pixels(again.images[1]), pixels(out.images[1]))
+    assert morph(sd, config).recipe.params["keyframes"][1]["seed"] != drawn  # -1 is random each run
 
 
 def test_recipe_round_trips_through_from_params(sd):

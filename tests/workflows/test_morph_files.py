@@ -60,6 +60,34 @@ def test_resume_finishes_without_redoing_frames_and_gives_the_identical_video(sd
     assert not (tmp_path / f"part.{ext}.frames").exists()  # the working frames are removed once the video exists
 
 
+def test_resume_without_save_frames_keeps_the_folder_the_interrupted_render_was_told_to_keep(sd, tmp_path):
+    config = MorphConfig(keyframes=KEYFRAMES[:2], frames=5, steps=1, seed=1, batch_size=2)
+    full = tmp_path / "full.gif"
+    render_morph(sd, config, full)
+    keep = tmp_path / "keep"
+    part = tmp_path / "part.gif"
+    with pytest.raises(Stop):
+        render_morph(sd, config, part, save_frames=keep, progress=stop_after(2))
+    assert json.loads((tmp_path / "part.gif.manifest.json").read_text())["keep_frames"] is True
+    render_morph(sd, config, part, resume=True)  # no --save-frames: "leave it out" must not delete them
+    assert sorted(p.name for p in keep.glob("*.png")) == [f"frame_0000{i}.png" for i in range(5)]
+    assert part.read_bytes() == full.read_bytes()
+    manifest = json.loads((tmp_path / "part.gif.manifest.json").read_text())
+    assert manifest["complete"] and manifest["frames_dir"] == str(keep.resolve())
+
+
+def test_resume_reuses_the_seed_a_keyframe_of_seed_minus_one_drew(sd, tmp_path):
+    config = MorphConfig(keyframes=("a red cat@5", "seed:-1"), frames=4, steps=1, seed=1, batch_size=2)
+    out = tmp_path / "r.gif"
+    with pytest.raises(Stop):
+        render_morph(sd, config, out, progress=stop_after(2))
+    drawn = json.loads((tmp_path / "r.gif.manifest.json").read_text())["recipe"]["params"]["keyframes"][1]["seed"]
+    steps = []
+    render_morph(sd, config, out, resume=True, callback=lambda s: steps.append(s.step))
+    assert len(steps) == 1  # only the last batch of two frames (one step) is rendered
+    assert json.loads((tmp_path / "r.gif.manifest.json").read_text())["recipe"]["params"]["keyframes"][1]["seed"] == drawn
+
+
 def test_resume_refuses_other_settings_and_a_missing_manifest(sd, tmp_path):
     config = MorphConfig(keyframes=KEYFRAMES[:2], frames=4, steps=1, seed=1, batch_size=2)
     out = tmp_path / "m.gif"

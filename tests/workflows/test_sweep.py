@@ -30,6 +30,16 @@ def test_cells_are_standalone_images_and_diversity_is_measured(request, fixture)
     assert out.info["chart"].width > 200
 
 
+@pytest.mark.parametrize("batch_size", [1, 8])
+@pytest.mark.parametrize("fixture", ["tiny_sd", "tiny_sd3"])
+def test_cfg_at_most_one_next_to_cfg_above_one_in_a_batch_matches_standalone_images(request, fixture, batch_size):
+    # CFG <= 1 means no guidance in generate; in one batch with CFG > 1 items it must stay unguided
+    model = load_family(request, fixture)
+    out = sweep(model, SweepConfig(prompts=("a red cat",), cfgs=(0.5, 4.0), seeds=2, seed=3, batch_size=batch_size, **FAST))
+    for i, (seed, cfg) in enumerate([(3, 0.5), (3, 4.0), (4, 0.5), (4, 4.0)]):
+        assert_same(out.images[i], standalone(model, "a red cat", seed, cfg=cfg))
+
+
 def test_sheet_and_chart_replay_and_the_classifier_runs(request):
     model = load_family(request, "tiny_sd")
     candidates = ("a red cat", "a dog", "mountain landscape")
@@ -143,12 +153,46 @@ def _tiny_clip(folder, sd_folder):
 def test_clip_score_from_a_local_model(request, tmp_path):
     model = load_family(request, "tiny_sd")
     clip = _tiny_clip(tmp_path / "clip", request.getfixturevalue("tiny_sd"))
-    out = sweep(model, SweepConfig(prompts=("a red cat",), cfgs=(1.0, 5.0), seeds=2, seed=0, clip_model=str(clip), **FAST))
+    prompts = ("a red cat", "mountain landscape")
+    out = sweep(model, SweepConfig(prompts=prompts, cfgs=(1.0, 5.0), seeds=2, seed=0, clip_model=str(clip), **FAST))
     assert out.info["adherence"] == "clip"
-    scores = [row["clip_score"] for row in out.info["table"]]
-    assert all(-100 <= s <= 100 for s in scores)
-    again = adherence.clip_scores(out.images[:2], ["a red cat", "a dog"], clip)
-    assert again[0] == pytest.approx(adherence.clip_scores(out.images[:1], ["a red cat"], clip)[0], abs=1e-4)
+    # every image against every prompt, one pair per call: the reference for the batched scores
+    single = [[adherence.clip_scores([im], [p], clip)[0] for p in prompts] for im in out.images]
+    # a random tiny CLIP has no semantics, so "matching scores higher" cannot hold; what must hold is the
+    # pairing: each batched score is its own image with its own prompt, for all images, in either pairing
+    for pick in ([0, 0, 1, 1] * 2, [1, 1, 0, 0] * 2):
+        batched = adherence.clip_scores(out.images, [prompts[k] for k in pick], clip)
+        assert batched == pytest.approx([single[i][k] for i, k in enumerate(pick)], abs=1e-3)
+    assert all(abs(row[0] - row[1]) > 1e-3 for row in single)  # the prompt changes the score
+    # rows are (prompt, seed), columns CFG: each column's score is the mean over its images with their prompts
+    for j, row in enumerate(out.info["table"]):
+        cells = [(i * 2 + k) * 2 + j for i in range(2) for k in range(2)]
+        assert row["clip_score"] == pytest.approx(sum(single[c][c // 4] for c in cells) / 4, abs=1e-3)
+
+
+def test_sweep_recipes_record_the_measurement_inputs_and_replay_refuses_changed_ones(request, tmp_path):
+    import numpy as np
+
+    model = load_family(request, "tiny_sd")
+    clip = _tiny_clip(tmp_path / "clip", request.getfixturevalue("tiny_sd"))
+    data = tmp_path / "emoji64.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, images=rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8), names=np.array(["cat face", "fire"]),
+             styles=np.array(["google", "twitter"]), heldout=np.array([False, False]), captions=np.array(["cat face", "fire"]))
+    out = sweep(model, SweepConfig(prompts=("cat face, google style",), cfgs=(1.0,), seeds=2, seed=0, clip_model=str(clip),
+                                   emoji_data=str(data), returns="chart", **FAST))
+    inputs = out.recipes[0].inputs
+    assert inputs["emoji data"]["path"] == str(data) and inputs["emoji data"]["sha256"]
+    recorded = {entry["path"] for entry in inputs["CLIP model file"]}
+    assert str(clip / "config.json") in recorded and str(clip / "model.safetensors") in recorded
+    assert max_diff(replay(model, out.recipes[0]).images[0], out.images[0]) == 0
+    with open(clip / "model.safetensors", "ab") as f:  # other CLIP weights: replay would score something else
+        f.write(b"\0")
+    with pytest.raises(LatentscapeError, match="model.safetensors' has changed since the output was made"):
+        replay(model, out.recipes[0])
+    data.unlink()
+    with pytest.raises(LatentscapeError, match="emoji64.npz' no longer exists"):
+        replay(model, out.recipes[0])
 
 
 def test_nearest_training_image_accuracy(tmp_path):

@@ -11,7 +11,8 @@ Grammar (whitespace between tokens is ignored; no ``eval`` anywhere)::
 
 Everything is linear: a product needs a number on one side, a divisor must be a number, and numbers
 cannot be added to operands. The result is a list of :class:`Term` (coefficient, operand), equal operands
-merged, in order of first appearance. Errors are one sentence naming the 1-based character position.
+merged, in order of first appearance. Errors are one sentence naming the 1-based character position;
+parentheses and unary signs nest at most ``MAX_DEPTH`` deep.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from latentscape.core.noise import SEED_LIMIT
 from latentscape.errors import LatentscapeError
 
 Kind = Literal["prompt", "seed", "image"]
 MAX_LENGTH = 4000
+MAX_DEPTH = 64  # nested parentheses and signs (the parser recurses once per level)
 _NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _WORD = re.compile(r"[A-Za-z_][\w.-]*")
 _OPERATORS = "+-*/()"
@@ -101,7 +104,11 @@ def tokenize(expr: str) -> list[_Token]:
             m = re.compile(r"\d+").match(expr, i + 5)
             if not m:
                 raise _error(expr, i, "seed: needs a whole number >= 0 (seed:42)")
-            tokens.append(_Token("operand", Operand("seed", int(m.group(0))), i))
+            digits = m.group(0)
+            if len(digits.lstrip("0")) > len(str(SEED_LIMIT)) or int(digits) > SEED_LIMIT:  # int() caps digits
+                shown = digits if len(digits) <= 40 else f"{digits[:12]}...{digits[-4:]} ({len(digits)} digits)"
+                raise LatentscapeError(f"math expression: seed {shown} at position {i + 1} is out of range; expected 0 to {SEED_LIMIT}.")
+            tokens.append(_Token("operand", Operand("seed", int(digits)), i))
             i = m.end()
         elif expr[i:i + 6].lower() == "image:":
             j = i + 6
@@ -135,6 +142,7 @@ class _Parser:
         self.expr = expr
         self.tokens = tokenize(expr)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> _Token:
         return self.tokens[self.i]
@@ -177,17 +185,28 @@ class _Parser:
                 raise self.fail(tok, "two prompts, seeds or images cannot be multiplied (scale one by a number)")
         return value
 
+    def nested(self, tok: _Token, parse):
+        """``parse()`` one level deeper (for a sign or a parenthesis at ``tok``), refusing past MAX_DEPTH."""
+        if self.depth >= MAX_DEPTH:
+            raise LatentscapeError(
+                f"math expression: parentheses and signs nest more than {MAX_DEPTH} deep at position {tok.pos + 1}; simplify the expression.")
+        self.depth += 1
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
+
     def factor(self) -> _Value:
         tok = self.take()
         if tok.kind == "op" and tok.value in "+-":
-            inner = self.factor()
+            inner = self.nested(tok, self.factor)
             return inner if tok.value == "+" else _scale(inner, -1.0)
         if tok.kind == "num":
             return float(tok.value)
         if tok.kind == "operand":
             return {tok.value: 1.0}
         if tok.kind == "op" and tok.value == "(":
-            inner = self.expr_()
+            inner = self.nested(tok, self.expr_)
             close = self.take()
             if not (close.kind == "op" and close.value == ")"):
                 raise self.fail(close, f"expected ')' to close the '(' at position {tok.pos + 1}")

@@ -115,10 +115,12 @@ LAB_SCALES = 3
 
 
 def srgb_to_lab(images: torch.Tensor) -> torch.Tensor:
-    """sRGB in [0, 1] (B, 3, H, W) -> CIELAB (L* in [0, 100]) under D65 (CIE 15; sRGB per IEC 61966-2-1)."""
-    x = images.double().clamp(0, 1)
+    """sRGB in [0, 1] (B, 3, H, W) -> CIELAB (L* in [0, 100]) under D65 (CIE 15; sRGB per IEC 61966-2-1),
+    in float64 on the input's device."""
+    x = images.to(torch.float64).clamp(0, 1)
+    matrix, white = _RGB_TO_XYZ.to(x.device), _D65.to(x.device)
     linear = torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-    xyz = torch.einsum("ij,bjhw->bihw", _RGB_TO_XYZ, linear) / _D65.view(1, 3, 1, 1)
+    xyz = torch.einsum("ij,bjhw->bihw", matrix, linear) / white.view(1, 3, 1, 1)
     delta = 6 / 29
     f = torch.where(xyz > delta**3, xyz.clamp_min(1e-12) ** (1 / 3), xyz / (3 * delta**2) + 4 / 29)
     L = 116 * f[:, 1] - 16
@@ -133,9 +135,10 @@ def lab_distance(x: torch.Tensor, y: torch.Tensor, scales: int = LAB_SCALES) -> 
 
     CIELAB is built so that Euclidean distance tracks perceived colour difference (ΔE ≈ 2.3 is one just
     noticeable difference); the coarser scales weigh changes of shape and layout more than pixel noise.
+    Computed in float64 on the inputs' device (B,).
     """
     lx, ly = srgb_to_lab(x), srgb_to_lab(y)
-    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    total = torch.zeros(x.shape[0], dtype=torch.float64, device=lx.device)
     used = 0
     for s in range(scales):
         if s > 0:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from latentscape.core.noise import SEED_LIMIT
 from latentscape.errors import LatentscapeError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -52,19 +53,31 @@ class Keyframe:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+def check_seed(seed: int | str, where: str) -> int:
+    """``seed`` (an int or its digits) if a torch generator takes it (0 to 2**64 - 1) or it is -1 (random);
+    else a one-sentence error. Overlong digit strings are refused before ``int()`` (which caps digits)."""
+    if isinstance(seed, str) and len(seed.lstrip("-").lstrip("0")) > len(str(SEED_LIMIT)):
+        shown = seed if len(seed) <= 40 else f"{seed[:12]}...{seed[-4:]} ({len(seed)} digits)"
+        raise LatentscapeError(f"{where}: seed {shown} is out of range; expected 0 to {SEED_LIMIT}, or -1 for random.")
+    value = int(seed)
+    if value != -1 and not 0 <= value <= SEED_LIMIT:
+        raise LatentscapeError(f"{where}: seed {value} is out of range; expected 0 to {SEED_LIMIT}, or -1 for random.")
+    return value
+
+
 def parse_keyframe(text: str) -> Keyframe:
     """One command-line argument -> a :class:`Keyframe` (see the module docstring for the syntax)."""
     if not isinstance(text, str) or not text.strip():
         raise LatentscapeError(f"keyframe '{text}' is empty; expected {KEYFRAME_HELP}.")
     text = text.strip()
     if m := _SEED.match(text):
-        return Keyframe(seed=int(m.group(1)))
+        return Keyframe(seed=check_seed(m.group(1), f"keyframe '{text}'"))
     if text.lower().startswith("image:"):
         return Keyframe(image=text[len("image:"):])
     if text.lower().endswith(IMAGE_EXTENSIONS) and (os.sep in text or "/" in text or Path(text).exists()):
         return Keyframe(image=text)
     if m := _PROMPT_SEED.match(text):
-        return Keyframe(prompt=m.group("prompt"), seed=int(m.group("seed")))
+        return Keyframe(prompt=m.group("prompt"), seed=check_seed(m.group("seed"), f"keyframe '{text}'"))
     if re.match(r"^[a-z]+:\S", text, re.IGNORECASE) and not text.lower().startswith(("seed:", "image:")) and " " not in text.split(":", 1)[0]:
         kind = text.split(":", 1)[0]
         raise LatentscapeError(f"keyframe '{text}' has an unknown kind '{kind}:'; expected {KEYFRAME_HELP}.")
@@ -82,14 +95,17 @@ def keyframe_from_dict(item: Any, where: str) -> Keyframe:
     if not any(item.get(k) is not None for k in ("prompt", "seed", "image")):
         raise LatentscapeError(f"{where} names no prompt, seed or image.")
     try:
-        return Keyframe(
+        keyframe = Keyframe(
             prompt=None if item.get("prompt") is None else str(item["prompt"]),
             seed=None if item.get("seed") is None else int(item["seed"]),
             image=None if item.get("image") is None else str(item["image"]),
             cfg=None if item.get("cfg") is None else float(item["cfg"]),
         )
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise LatentscapeError(f"{where} has a seed or cfg that is not a number.") from None
+    if keyframe.seed is not None:
+        check_seed(keyframe.seed, where)
+    return keyframe
 
 
 def load_keyframe_file(path: str | os.PathLike) -> list[Keyframe]:

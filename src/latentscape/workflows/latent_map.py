@@ -11,7 +11,8 @@ Corners (TOP-LEFT, TOP-RIGHT, BOTTOM-LEFT, BOTTOM-RIGHT), cell (u, v) with u, v 
 
 ``images_dir``: the images of a folder, VAE-encoded, projected on the first two principal components of
 their latents (PCA by SVD of the centred latents; each component's sign is fixed so its largest loading
-is positive) and drawn at those coordinates.
+is positive) and drawn at those coordinates. The recipe records the files it used (``images``, and each
+file's SHA-256 in its inputs), so a replay maps exactly those, whatever the folder holds by then.
 """
 
 from __future__ import annotations
@@ -43,13 +44,15 @@ CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 @dataclass(frozen=True, kw_only=True)
 class MapConfig(GridOptions):
     """A ``grid`` (COLUMNSxROWS, each >= 2) between four ``corners`` (TL, TR, BL, BR), or with ``images_dir``
-    a PCA map of that folder's images. ``seed`` is the seed of corners that name none."""
+    a PCA map of that folder's images. ``seed`` is the seed of corners that name none. ``images``: the
+    folder's files to map (empty: all image files in it, listed when the map runs and recorded)."""
 
     corners: tuple[Keyframe | str, ...] = ()
     grid: str = "7x7"
     seed: int = -1
     strength: float = 0.5
     images_dir: str | None = None
+    images: tuple[str, ...] = ()
 
     KEYFRAME_FIELDS: ClassVar[tuple[str, ...]] = ("corners",)
 
@@ -83,6 +86,7 @@ def latent_map(model: Family, config: MapConfig, *, callback: StepCallback | Non
     if config.images_dir is not None:
         require(not config.corners, "map takes either four corners or --images DIR, not both.")
         return _pca_map(model, config)
+    require(not config.images, "map got image files to map but no --images DIR; pass the folder they come from.")
     corners = check_corners(config.corners)
     cols, rows = parse_grid(config.grid, minimum=2)
     require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
@@ -206,7 +210,8 @@ def scatter(images: list[Image.Image], coords: torch.Tensor, labels: list[str], 
 
 
 def _pca_map(model: Family, config: MapConfig) -> Output:
-    files = folder_images(config.images_dir)
+    files = list(config.images) or folder_images(config.images_dir)  # a replay maps the files the recipe lists
+    require(2 <= len(files) <= MAX_CELLS, f"map got {len(files)} image files; accepted: 2 to {MAX_CELLS}.")
     width, height = job_size(model, config, files)
     latents = image_latents(model, files, (width, height))
     coords, explained = pca_2d(latents)
@@ -216,7 +221,7 @@ def _pca_map(model: Family, config: MapConfig) -> Output:
     labels = [Path(f).name for f in files]
     title = f"map: PCA of {len(files)} latents of {config.images_dir}"
     canvas = scatter(pictures, coords, labels, explained, title)
-    resolved = dataclasses.replace(config, width=width, height=height, returns="sheet")
+    resolved = dataclasses.replace(config, images=tuple(files), width=width, height=height, returns="sheet")
     recipe = make_recipe("map", model, config_dict(resolved), 0, inputs=image_inputs(files),
                          infotext_extra={"Map": f"PCA of {len(files)} images"})
     meta = [{"file": f, "pc1": float(x), "pc2": float(y)} for f, (x, y) in zip(files, coords.tolist())]

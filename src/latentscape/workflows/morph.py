@@ -41,6 +41,7 @@ from latentscape.workflows.morph_pacing import consecutive_distances, resolve_di
 from latentscape.workflows.morph_render import (
     Anchors, FrameRenderer, Progress, RenderSettings, build_anchors, encode_images, render_latents,
 )
+from latentscape.workflows.render import check_keyframe_cfgs
 
 PACINGS = ("uniform", "perceptual")
 MAX_FRAMES = 10_000
@@ -78,7 +79,7 @@ class MorphConfig:
     distance: str = "auto"
     interpolation: str = "slerp"
     cond_interpolation: str = "lerp"
-    batch_size: int = 4
+    batch_size: int = 8
     fps: float = 12.0
     pingpong: bool = False
 
@@ -130,6 +131,7 @@ def check_config(config: MorphConfig) -> list[Keyframe]:
     """Everything that can be checked without a model (run it before loading one); returns the keyframes."""
     keyframes = parse_keyframes(config.keyframes)
     require(len(keyframes) >= 2, f"a morph needs at least 2 keyframes, got {len(keyframes)}; pass two or more prompts, seed:N, PROMPT@SEED or image files.")
+    check_keyframe_cfgs(keyframes)
     k = len(keyframes)
     shape = "closed loop" if config.closed else "path"
     least = max(2, k)
@@ -155,9 +157,9 @@ def _plan(model: Family, config: MorphConfig) -> _Plan:
     """Validate everything, resolve seeds, sizes and images: nothing is rendered yet."""
     keyframes = check_config(config)
     check_sampling(model, steps=config.steps, sampler=config.sampler, cfg=config.cfg)
-    for i, kf in enumerate(keyframes):
-        require(kf.cfg is None or kf.cfg >= 0, f"keyframe {i + 1} has cfg {kf.cfg}; expected a number >= 0.")
     seed = resolve_seed(config.seed)
+    # a keyframe's seed -1 draws its own seed (recorded, so the recipe replays it), as in blend and map
+    keyframes = [dataclasses.replace(k, seed=resolve_seed(k.seed)) if k.seed is not None else k for k in keyframes]
     keyframes = resolve(keyframes, None, seed)
     if config.width or config.height or not any(kf.image for kf in keyframes):
         size = resolve_size(model, config.width, config.height)  # checks --size against the model
@@ -263,29 +265,34 @@ def render_morph(
 
     Frames go to ``save_frames`` (kept) or to ``<output>.frames/`` (removed once the video is written) as
     lossless PNGs, with the manifest updated after every batch. ``resume`` finishes an interrupted render of
-    the same settings without redoing finished frames; the result is identical to an uninterrupted run.
+    the same settings without redoing finished frames; the result is identical to an uninterrupted run. A
+    resume uses the interrupted render's frame folder and keeps it if that render was to (``save_frames``
+    may then be left out).
     ``contact_sheet`` also writes all frames on one PNG that carries the recipe (replayable).
     """
     output = check_video_path(output)
     if contact_sheet is not None:
         require(Path(contact_sheet).suffix.lower() == ".png", f"--contact-sheet '{contact_sheet}' must end in .png.")
     mpath = manifest_path(output)
-    if resume:
+    if resume:  # seeds of -1 mean the seeds the interrupted render drew
         previous = read_manifest_recipe(mpath)
         if config.seed == -1:
             config = dataclasses.replace(config, seed=previous.seed)
+        config = _previous_keyframe_seeds(config, previous)
     plan = _plan(model, config)  # validate before touching any file
     recipe = _recipe(model, plan, config)
-    frames_dir = Path(save_frames) if save_frames is not None else Path(f"{output}.frames")
     if resume:
         store = FrameStore.resume(mpath, recipe)
         if save_frames is not None and Path(save_frames).resolve() != store.frames_dir.resolve():
             raise LatentscapeError(f"--resume: the interrupted render keeps its frames in '{store.frames_dir}', not '{save_frames}'; pass --save-frames {store.frames_dir} or leave it out.")
-        frames_dir = store.frames_dir
+        if save_frames is not None:
+            store.keep_frames = store.data["keep_frames"] = True
     else:
-        store = FrameStore(mpath, frames_dir, recipe)
+        frames_dir = Path(save_frames) if save_frames is not None else Path(f"{output}.frames")
+        store = FrameStore(mpath, frames_dir, recipe, keep_frames=save_frames is not None)
         store.save()
-    out = morph(model, dataclasses.replace(config, seed=plan.seed), store=store, callback=callback, progress=progress)
+    resolved = dataclasses.replace(config, keyframes=tuple(plan.keyframes), seed=plan.seed)  # the seeds drawn for -1
+    out = morph(model, resolved, store=store, callback=callback, progress=progress)
     sequence = pingpong(out.images) if config.pingpong else out.images
     write_video(sequence, output, fps=config.fps, loop=True)
     if contact_sheet is not None:
@@ -297,13 +304,25 @@ def render_morph(
     store.data["output"] = {"path": str(output), "sha256": file_sha256(output), "frames": len(sequence),
                             "contact_sheet": str(contact_sheet) if contact_sheet else None}
     store.data["complete"] = True
-    if save_frames is None:
-        shutil.rmtree(frames_dir, ignore_errors=True)
+    if not store.keep_frames:  # recorded in the manifest, so a resume without --save-frames still keeps them
+        shutil.rmtree(store.frames_dir, ignore_errors=True)
         store.data["frames_dir"] = None
     else:
         shutil.rmtree(store.folder("probe"), ignore_errors=True)
     store.save()
     return out
+
+
+def _previous_keyframe_seeds(config: MorphConfig, previous: Recipe) -> MorphConfig:
+    """``config`` with each keyframe seed of -1 taken from ``previous`` (the same keyframe there); a render
+    that differs otherwise is refused afterwards by the manifest's settings check."""
+    keyframes = parse_keyframes(config.keyframes)
+    before = previous.params.get("keyframes")
+    if not isinstance(before, list) or len(before) != len(keyframes):
+        return config
+    drawn = [b.get("seed") if isinstance(b, dict) else None for b in before]
+    keyframes = [dataclasses.replace(k, seed=d) if k.seed == -1 and isinstance(d, int) else k for k, d in zip(keyframes, drawn)]
+    return dataclasses.replace(config, keyframes=tuple(keyframes))
 
 
 def replay_morph(model: Family, recipe: Recipe, output: str | Path, **kwargs) -> MorphOutput:

@@ -4,12 +4,13 @@ The manifest (``<output>.manifest.json`` from :func:`latentscape.workflows.morph
 morph's recipe carrier: videos cannot hold PNG text chunks, so ``latentscape replay`` reads it (or the
 contact sheet PNG, which carries the same recipe). Layout::
 
-    {"kind": "latentscape-morph", "format": 1, "recipe": {...Recipe...}, "frames_dir": "...",
+    {"kind": "latentscape-morph", "format": 1, "recipe": {...Recipe...}, "frames_dir": "...", "keep_frames": bool,
      "stages": {"probe": {...}, "final": {"positions": [u...], "frames": [{"u", "a", "b", "t", "png",
      "sha256"} | null, ...]}}, "pacing": {...}, "output": {...} | null, "complete": false}
 
 Frames are lossless PNGs ``frame_00000.png`` ... in ``frames_dir`` (perceptual pacing's probe frames in
-its ``probe/`` subfolder); a frame counts as done when its PNG exists with the recorded SHA-256. The file is
+its ``probe/`` subfolder); ``keep_frames`` records whether the user asked for them (``--save-frames``): a
+resume keeps them if the interrupted run was to, whether or not it repeats ``--save-frames``. A frame counts as done when its PNG exists with the recorded SHA-256. The file is
 replaced atomically after every batch, so an interrupt leaves a manifest that matches the frames on disk.
 """
 
@@ -41,12 +42,14 @@ def manifest_path(output: str | os.PathLike) -> Path:
 class FrameStore:
     """Frames on disk plus the manifest that records them; ``save()`` after each batch."""
 
-    def __init__(self, path: str | os.PathLike, frames_dir: str | os.PathLike, recipe: Recipe):
+    def __init__(self, path: str | os.PathLike, frames_dir: str | os.PathLike, recipe: Recipe, *, keep_frames: bool):
         self.path = Path(path)
         self.frames_dir = Path(frames_dir)
+        self.keep_frames = keep_frames
         self.data: dict[str, Any] = {
             "kind": KIND, "format": FORMAT, "recipe": json.loads(recipe.to_json()),
-            "frames_dir": str(self.frames_dir.resolve()), "stages": {}, "pacing": None, "output": None, "complete": False,
+            "frames_dir": str(self.frames_dir.resolve()), "keep_frames": keep_frames,
+            "stages": {}, "pacing": None, "output": None, "complete": False,
         }  # fmt: skip
 
     # --- opening --------------------------------------------------------------------------------------
@@ -56,8 +59,12 @@ class FrameStore:
         data = read_manifest(path)
         old = Recipe.from_json(json.dumps(data["recipe"]))
         check_same(old, recipe, path)
-        default = str(path).removesuffix(".manifest.json") + ".frames"
-        store = cls(path, data.get("frames_dir") or default, recipe)
+        default = Path(str(path).removesuffix(".manifest.json") + ".frames")
+        frames_dir = Path(data.get("frames_dir") or default)
+        keep = data.get("keep_frames")
+        if not isinstance(keep, bool):  # a manifest from before "keep_frames": only --save-frames chose another folder
+            keep = frames_dir.resolve() != default.resolve()
+        store = cls(path, frames_dir, recipe, keep_frames=keep)
         store.data.update({k: data[k] for k in ("stages", "pacing") if k in data})
         return store
 

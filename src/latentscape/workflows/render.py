@@ -45,7 +45,7 @@ class SamplingOptions:
     guidance_rescale: float = 0.0
     width: int | None = None
     height: int | None = None
-    resize: str = "stretch"
+    resize: str = "none"
     batch_size: int = 8
 
     KEYFRAME_FIELDS: ClassVar[tuple[str, ...]] = ()

@@ -7,12 +7,16 @@ a chart of prompt adherence and diversity against CFG ("low CFG explores, high C
   (:mod:`latentscape.workflows.adherence`; "auto" picks it on the embedded model), ``clip`` the mean CLIP
   score under a local ``clip_model``, ``none`` skips it. With ``emoji_data`` (a path to the emoji data
   set) the nearest-training-image name accuracy is added.
+
+The recipe's ``inputs`` record the emoji data file and every file of the CLIP model folder (path and
+SHA-256), so a replay refuses when either changed instead of measuring something else.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +25,7 @@ import torch
 from latentscape.core.metrics import mean_pairwise_distance
 from latentscape.core.noise import batch_seeds, resolve_seed
 from latentscape.io.chart import line_chart
+from latentscape.io.recipe import file_sha256
 from latentscape.models.family import Family
 from latentscape.sampling import StepCallback
 from latentscape.workflows import adherence as adh
@@ -59,8 +64,6 @@ def parse_cfgs(text: str) -> tuple[float, ...]:
 
 
 def _is_embedded(model: Family) -> bool:
-    from pathlib import Path
-
     from latentscape.models.load import EMBEDDED_DIR
 
     return model.model_id == "embedded" or Path(str(model.model_id)).resolve() == EMBEDDED_DIR.resolve()
@@ -89,9 +92,20 @@ def check(model: Family, config: SweepConfig) -> None:
         require(config.clip_model is not None, "--adherence clip needs --clip-model PATH (a local CLIP model folder).")
         adh.check_clip_model(config.clip_model)
     if config.emoji_data is not None:
-        from pathlib import Path
-
         require(Path(config.emoji_data).is_file(), f"--emoji-data got '{config.emoji_data}', which is not a file; accepted: the emoji64.npz that `latentscape train data` writes.")
+
+
+def measurement_inputs(config: SweepConfig, kind: str) -> dict[str, Any]:
+    """The recipe's ``inputs`` for the files the measurements read: the emoji data set, and every file of
+    the CLIP model folder (config, weights, tokenizer and processor files), each with its SHA-256."""
+    inputs: dict[str, Any] = {}
+    if config.emoji_data is not None:
+        inputs["emoji data"] = {"path": str(config.emoji_data), "sha256": file_sha256(config.emoji_data)}
+    if kind == "clip" and config.clip_model is not None:
+        root = Path(config.clip_model)
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        inputs["CLIP model file"] = [{"path": str(p), "sha256": file_sha256(p)} for p in files]
+    return inputs
 
 
 def measure(model: Family, config: SweepConfig, cells: list, cfgs: list[float], kind: str) -> list[dict[str, Any]]:
@@ -149,6 +163,7 @@ def sweep(model: Family, config: SweepConfig, *, callback: StepCallback | None =
     cells = decode_images(model, latents)
 
     kind = adherence_kind(model, config)
+    inputs = measurement_inputs(config, kind)  # before measuring: the recipe names the files as they were read
     table = measure(model, config, cells, cfgs, kind)
     resolved = dataclasses.replace(config, seed=seed, cfgs=tuple(cfgs), width=width, height=height, adherence=kind)
     prompt_text = " / ".join(config.prompts)
@@ -159,5 +174,5 @@ def sweep(model: Family, config: SweepConfig, *, callback: StepCallback | None =
     extras = [{"CFG scale": c, "Sweep": f"prompt {pi + 1}"} for pi, _, c in items]
     info = {"seed": seed, "seeds": seeds, "cfgs": cfgs, "table": table, "adherence": kind, "width": width, "height": height}
     return finish(model, "sweep", resolved, cells, latents, [s for _, s, _ in items], image, cell_extras=extras,
-                  sheet_extra={"Sweep": f"CFG {','.join(f'{c:g}' for c in cfgs)}"}, info=info,
+                  sheet_extra={"Sweep": f"CFG {','.join(f'{c:g}' for c in cfgs)}"}, inputs=inputs, info=info,
                   extra_views={"chart": (chart_image, {"Sweep": "adherence and diversity chart"})})

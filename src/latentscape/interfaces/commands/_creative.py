@@ -18,8 +18,12 @@ def add_common(p: argparse.ArgumentParser, *, grid: bool = False, default_hint: 
     """Sampling (no --batch), --batch-size, model and output flags; grids add --save-cells."""
     add_sampling_args(p, batch=False)
     p.add_argument("--batch-size", type=int, default=8, help="items per model call (bounds memory; default 8)")
-    p.add_argument("--resize", default="stretch", choices=["none", "stretch", "crop"],
-                   help="image inputs whose size is not a multiple of the model's factor (default: stretch)")
+    # as generate/img2img/morph: an image off the model's size grid is an error naming the nearest valid size.
+    # The job's size is --size, else the first image's (fitted by --resize); every other image of the job is
+    # stretched to that size (workflows.render.job_size and image_latents).
+    p.add_argument("--resize", default="none", choices=["none", "stretch", "crop"],
+                   help="an image whose size is not a multiple of the model's factor: none = error (default), stretch "
+                        "or crop to a valid size; other images of the job are stretched to the first one's size")
     add_model_args(p)
     add_output_args(p, default_hint)
     if grid:
@@ -37,8 +41,9 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check_outputs(args: argparse.Namespace, *extra: tuple[str | None, Sequence[str], str]) -> None:
-    """Fail on an output path we cannot write before any work."""
+    """Fail on an output path we cannot write before any work (``-o``, ``--preview``, ``extra``, ``--save-cells``)."""
     check_output_suffix(args.output, IMAGE_SUFFIXES)
+    check_output_suffix(getattr(args, "preview", None), IMAGE_SUFFIXES, "--preview")
     for path, suffixes, flag in extra:
         check_output_suffix(path, suffixes, flag)
     cells = getattr(args, "save_cells", None)
@@ -48,8 +53,10 @@ def check_outputs(args: argparse.Namespace, *extra: tuple[str | None, Sequence[s
         raise LatentscapeError(f"--save-cells got '{cells}', which is a file; accepted: a folder (created if missing).")
 
 
-def progress(args: argparse.Namespace, desc: str = "sampling") -> Progress:
-    return Progress(not (args.quiet or args.json), desc)
+def progress(args: argparse.Namespace, model, desc: str = "sampling") -> Progress:
+    """The step progress bar, also rewriting ``--preview`` (the first item of each batch) when given."""
+    preview = getattr(args, "preview", None)
+    return Progress(not (args.quiet or args.json), desc, preview=(preview, model.latent_format) if preview else None)
 
 
 def sheet_path(output: str | None, verb: str, folder: str = "outputs") -> Path:

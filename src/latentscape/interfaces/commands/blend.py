@@ -31,7 +31,7 @@ def run_blend(args: argparse.Namespace) -> int:
     check_weights(weights, len(check_inputs(args.inputs)))
     config = BlendConfig(inputs=tuple(args.inputs), weights=weights, seed=args.seed, strength=args.strength, **options(args))
     model = load_model(args)
-    out = blend(model, config, callback=progress(args))
+    out = blend(model, config, callback=progress(args, model))
     paths = write_images(args, out, "blend")
     report(args, model, out, {"workflow": "blend", "mode": out.info["mode"], "weights": out.info["weights"],
                               "seeds": out.info["seeds"], "outputs": [str(p) for p in paths]},

@@ -33,7 +33,7 @@ def run_explore(args: argparse.Namespace) -> int:
     as_keyframe(args.point, "POINT")
     config = ExploreConfig(point=args.point, seed=args.seed, grid=args.grid, radius=args.radius, cond_jitter=args.cond_jitter, **options(args))
     model = load_model(args)
-    out = explore(model, config, callback=progress(args))
+    out = explore(model, config, callback=progress(args, model))
     path, cells = write_grid(args, out, "explore")
     report(args, model, out, {"workflow": "explore", "seed": out.info["seed"], "sheet": str(path), "cells": [str(c) for c in cells]},
            [f"wrote {path} ({len(out.images)} cells, seed {out.info['seed']})"] + ([f"wrote {len(cells)} cells to {args.save_cells}"] if cells else []))

@@ -43,7 +43,7 @@ def run_map(args: argparse.Namespace) -> int:
     config = MapConfig(corners=tuple(args.corners), grid=args.grid, seed=args.seed, strength=args.strength,
                        images_dir=args.images, **options(args))
     model = load_model(args)
-    out = latent_map(model, config, callback=progress(args))
+    out = latent_map(model, config, callback=progress(args, model))
     path, cells = write_grid(args, out, "map")
     html_path = Path(args.html) if args.html else path.with_suffix(".html")
     write_html(out, html_path, config)

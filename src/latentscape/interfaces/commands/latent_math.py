@@ -29,7 +29,7 @@ def run_math(args: argparse.Namespace) -> int:
     parse(args.expression)
     config = MathConfig(expression=args.expression, seed=args.seed, strength=args.strength, **options(args))
     model = load_model(args)
-    out = latent_math(model, config, callback=progress(args))
+    out = latent_math(model, config, callback=progress(args, model))
     paths = write_images(args, out, "math")
     report(args, model, out, {"workflow": "math", "expression": out.info["expression"], "seed": out.info["seed"], "outputs": [str(p) for p in paths]},
            [f"wrote {paths[0]} ({out.info['expression']})"])

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='JSON list of keyframes ({"prompt", "seed", "image", "cfg"} objects or strings), after any given inline')
     p.add_argument("-o", "--output", required=True, help="video to write: .mp4 (H.264), .gif or .webp")
     p.add_argument("--frames", "-f", type=int, default=24, help="frames in the path, keyframes included (default 24)")
-    p.add_argument("--batch-size", type=int, default=4, help="frames denoised together in one forward (default 4)")
+    p.add_argument("--batch-size", type=int, default=8, help="frames denoised together in one forward (default 8, as the other verbs)")
     g = p.add_argument_group("path")
     g.add_argument("--loop", action="store_true", help="close the path: walk back to the first keyframe (seamless loop)")
     g.add_argument("--ease", default="linear", choices=["linear", "in", "out", "in_out"], help="time warp in every segment (in_out lingers on keyframes)")

@@ -43,7 +43,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from latentscape.workflows.sweep import check
 
     check(model, config)
-    out = sweep(model, config, callback=progress(args))
+    out = sweep(model, config, callback=progress(args, model))
     path, cells = write_grid(args, out, "sweep")
     chart_path = Path(args.chart) if args.chart else path.with_name(path.stem + "-chart.png")
     save_png(out.info["chart"], chart_path, out.info["chart_recipe"])

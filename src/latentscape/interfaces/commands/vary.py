@@ -42,7 +42,7 @@ def run_vary(args: argparse.Namespace) -> int:
     model = load_model(args)
     if recipe_model is not None and model.model_id != recipe_model:
         log.warning("the source was made with model '%s' but '%s' is loaded; strength 0 will not reproduce it", recipe_model, model.model_id)
-    out = vary(model, config, callback=progress(args))
+    out = vary(model, config, callback=progress(args, model))
     paths = write_images(args, out, "vary")
     report(args, model, out,
            {"workflow": "vary", "mode": out.info["mode"], "seed": out.info["seed"], "strength": out.info["strength"],
