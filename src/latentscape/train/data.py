@@ -146,11 +146,7 @@ def _read_member(tar: tarfile.TarFile, name: "str | tarfile.TarInfo") -> bytes:
 
 
 def build(cache: Path | None = None, out: Path | None = None, *, fraction: float = 0.05, seed: int = 0) -> Path:
-    """Fetch the packages (if needed), extract, caption and split; write ``emoji64.npz`` and return its path.
-
-    The file holds ``images`` (N, 64, 64, 3) uint8, ``captions``, ``names``, ``tones``, ``styles``,
-    ``categories`` (str arrays) and ``heldout`` (bool).
-    """
+    """Fetch the packages (if needed), extract, caption and split; write ``emoji64.npz`` (see :func:`write`)."""
     cache = Path(cache) if cache is not None else default_cache()
     out = Path(out) if out is not None else cache / DATA_FILE
     tars = npm_pack(PACKAGES, cache)
@@ -173,18 +169,25 @@ def build(cache: Path | None = None, out: Path | None = None, *, fraction: float
     images = images[keep]
     names = [e.name for e in items]
     heldout = split_heldout(names, fraction, seed)
+    write(out, images, items, heldout)
+    log.info("wrote %s: %d images (%d held out)", out, len(items), int(heldout.sum()))
+    return out
+
+
+def write(out: Path, images: np.ndarray, items: Sequence[Entry], heldout: np.ndarray) -> Path:
+    """The compressed array file: ``images`` (N, 64, 64, 3) uint8, ``captions``, ``names``, ``tones``,
+    ``styles``, ``categories`` (str arrays) and ``heldout`` (bool)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         out,
         images=images,
         captions=np.array([e.caption for e in items]),
-        names=np.array(names),
+        names=np.array([e.name for e in items]),
         tones=np.array([e.tones or "" for e in items]),
         styles=np.array([e.style for e in items]),
         categories=np.array([e.category for e in items]),
         heldout=heldout,
     )
-    log.info("wrote %s: %d images (%d held out)", out, len(items), int(heldout.sum()))
     return out
 
 

@@ -1,0 +1,200 @@
+"""``latentscape train``: build the emoji data, train the VAE and the diffusion model, export, evaluate.
+
+Stages (each resumable, seeded): ``data`` -> ``vae`` -> ``diffusion`` -> ``export`` -> ``eval``.
+Run outputs go to ``--runs`` (default ``./runs``, git-ignored). Until the main CLI
+registers this module, run it as ``python -m latentscape.interfaces.train_cli <stage> ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import signal
+from pathlib import Path
+
+EMBEDDED = Path(__file__).resolve().parents[1] / "models" / "embedded"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=None, help="the emoji64.npz array file (default: in the cache folder)")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="folder for checkpoints and stage outputs (default: ./runs)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def _loop_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=None, help="schedule length in optimizer steps")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--warmup", type=int, default=None, help="learning-rate warmup steps")
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget for this invocation (stops with a checkpoint)")
+    p.add_argument("--checkpoint-every", type=int, default=None)
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming from it")
+    p.add_argument("--tiny", action="store_true", help="toy-sized models (tests, smoke runs)")
+    p.add_argument("--procs", type=int, default=1,
+                   help="data-parallel CPU processes (gloo); on a shared CPU, N processes x 1 thread beat 1 x N threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _worker(rank: int, size: int, port: int, fn, args) -> None:
+    import torch.distributed as dist
+
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size)
+    try:
+        fn(args)
+    finally:
+        dist.destroy_process_group()
+
+
+def _parallel(fn):
+    """Run a stage on ``--procs`` CPU processes (data parallel, gloo), or in this process."""
+
+    def run(args) -> None:
+        if getattr(args, "procs", 1) <= 1:
+            return fn(args)
+        import socket
+
+        import torch.multiprocessing as mp
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        plain = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})  # picklable
+        context = mp.spawn(_worker, args=(args.procs, port, fn, plain), nprocs=args.procs, join=False)
+
+        def stop(signum, frame):  # a stopped parent takes its workers with it
+            for process in context.processes:
+                process.terminate()
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, stop)
+        while not context.join():
+            pass
+
+    return run
+
+
+def _override_loop(loop_cfg, args):
+    changes = {k: getattr(args, a) for k, a in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"),
+                                                 ("minutes", "minutes"), ("checkpoint_every", "checkpoint_every"), ("warmup", "warmup"),
+                                                 ("threads", "threads"), ("seed", "seed")) if getattr(args, a, None) is not None}
+    return dataclasses.replace(loop_cfg, **changes)
+
+
+def cmd_data(args) -> None:
+    from latentscape.train import data
+
+    out = data.build(args.cache, args.out, fraction=args.heldout, seed=args.seed)
+    d = data.load(out)
+    print(f"{out}: {len(d)} images, {int(d.heldout.sum())} held out, {len(set(d.names.tolist()))} emoji names")
+
+
+def cmd_vae(args) -> None:
+    from latentscape.train import configs, vae
+
+    cfg = vae.VAETrainConfig()
+    if args.tiny:
+        cfg = dataclasses.replace(cfg, model=configs.TINY_VAE, eval_every=0)
+    cfg = dataclasses.replace(cfg, loop=_override_loop(cfg.loop, args), bf16=not args.fp32)
+    for name in ("mse_weight", "crop", "grad_weight"):
+        if getattr(args, name) is not None:
+            cfg = dataclasses.replace(cfg, **{name: getattr(args, name)})
+    kw = dict(resume=not args.fresh, device=args.device, progress=not args.no_progress)
+    if args.decoder_only:
+        vae.finetune_decoder(cfg, args.data, args.runs / "vae", args.runs / "vae-decoder", **kw)
+    else:
+        vae.train(cfg, args.data, args.runs / "vae", **kw)
+
+
+def cmd_diffusion(args) -> None:
+    from latentscape.train import configs, diffusion
+
+    cfg = diffusion.DiffusionTrainConfig()
+    if args.tiny:
+        cfg = dataclasses.replace(cfg, unet=configs.TINY_UNET, text=configs.TINY_TEXT, eval_every=0)
+    cfg = dataclasses.replace(cfg, loop=_override_loop(cfg.loop, args), bf16=not args.fp32)
+    diffusion.train(cfg, args.data, args.runs / "vae", args.runs / "diffusion", resume=not args.fresh,
+                    device=args.device, progress=not args.no_progress)
+
+
+def cmd_export(args) -> None:
+    from latentscape.train import export
+
+    vae_run = args.vae or (args.runs / "vae-decoder" if (args.runs / "vae-decoder" / "vae").is_dir() else args.runs / "vae")
+    out = export.export(vae_run, args.runs / "diffusion", args.out or EMBEDDED, data_path=args.data,
+                        dtype=args.dtype, use_ema=not args.no_ema)
+    print(f"exported {out} ({export.folder_mb(out):.1f} MB)")
+
+
+def cmd_eval(args) -> None:
+    from latentscape.train import evaluate
+
+    cfg = evaluate.EvalConfig(n_captions=args.captions, steps=args.sampling_steps, sweep_prompts=args.sweep_prompts,
+                              seed=args.seed, skip_sweep=args.no_sweep, batch=args.eval_batch)
+    evaluate.main(args.model or EMBEDDED, args.data, cfg, out=args.out, threads=args.threads)
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add ``train`` with its stages to a CLI's subparsers."""
+    train = subparsers.add_parser("train", help="build the emoji data and train the embedded model", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    stages = train.add_subparsers(dest="stage", required=True, metavar="STAGE")
+
+    p = stages.add_parser("data", help="npm pack the emoji packages and write emoji64.npz")
+    p.add_argument("--cache", type=Path, default=None, help="cache folder (default: $LATENTSCAPE_CACHE/emoji or ~/.cache/latentscape/emoji)")
+    p.add_argument("--out", type=Path, default=None, help="output array file (default: <cache>/emoji64.npz)")
+    p.add_argument("--heldout", type=float, default=0.05, help="fraction of images held out (default 0.05)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data)
+
+    for name, fn, hlp in (("vae", cmd_vae, "train the AutoencoderKL (f8c4) and cache latents"),
+                          ("diffusion", cmd_diffusion, "train the UNet + CLIP text encoder on cached latents")):
+        p = stages.add_parser(name, help=hlp)
+        _common(p)
+        _loop_args(p)
+        p.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+        if name == "vae":
+            p.add_argument("--mse-weight", type=float, default=None, help="add an MSE term (PSNR fine-tuning)")
+            p.add_argument("--grad-weight", type=float, default=None, help="weight of the L1 on image gradients (default 0.5)")
+            p.add_argument("--crop", type=int, default=None, help="training crop size in pixels, a multiple of 8 (default 32)")
+            p.add_argument("--decoder-only", action="store_true",
+                           help="fine-tune the decoder of runs/vae on its cached latents into runs/vae-decoder (latents unchanged)")
+        p.set_defaults(func=_parallel(fn))
+
+    p = stages.add_parser("export", help="write the StableDiffusionPipeline folder (fp16 safetensors)")
+    _common(p)
+    p.add_argument("--out", type=Path, default=None, help=f"output folder (default: {EMBEDDED})")
+    p.add_argument("--dtype", default="fp16", choices=("fp16", "fp32"))
+    p.add_argument("--vae", type=Path, default=None, help="VAE run folder (default: runs/vae-decoder if present, else runs/vae)")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
+    p.set_defaults(func=cmd_export)
+
+    p = stages.add_parser("eval", help="VAE PSNR/SSIM, prompt adherence and the CFG sweep")
+    _common(p)
+    p.add_argument("--model", type=Path, default=None, help="pipeline folder (default: the embedded model)")
+    p.add_argument("--out", type=Path, default=None, help="write the results JSON here")
+    p.add_argument("--captions", type=int, default=256)
+    p.add_argument("--sampling-steps", type=int, default=25)
+    p.add_argument("--sweep-prompts", type=int, default=32)
+    p.add_argument("--eval-batch", type=int, default=64)
+    p.add_argument("--no-sweep", action="store_true")
+    p.set_defaults(func=cmd_eval)
+    return train
+
+
+def main(argv: list[str] | None = None) -> None:
+    # Shared CPUs: OpenMP threads that spin at barriers stall for seconds when another process takes a core.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="latentscape")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Each training stage at toy size on a synthetic dataset: it trains, checkpoints, resumes identically,
+and the exported folder loads in plain diffusers and generates."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from latentscape.train import configs, data, diffusion, evaluate, export, loop, metrics, vae
+
+TINY_LOOP = loop.LoopConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9, ema_warmup=1, checkpoint_every=2, log_every=1)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """16 images of coloured squares on white, two styles, with captions and a held-out split."""
+    rng = np.random.default_rng(0)
+    items, images = [], []
+    for i in range(8):
+        for style in ("google", "twitter"):
+            im = np.full((64, 64, 3), 255, np.uint8)
+            x, y = rng.integers(0, 32, 2)
+            im[y : y + 24, x : x + 24] = rng.integers(0, 255, 3)
+            images.append(im)
+            items.append(data.Entry(f"{i}.png", f"shape {i}", None, style, "Objects"))
+    heldout = data.split_heldout([e.name for e in items], 0.25, seed=0)
+    return data.write(tmp_path_factory.mktemp("data") / "emoji64.npz", np.stack(images), items, heldout)
+
+
+def _vae_cfg(**kw):
+    return dataclasses.replace(vae.VAETrainConfig(model=configs.TINY_VAE, loop=TINY_LOOP, eval_every=0), **kw)
+
+
+def _diffusion_cfg(**kw):
+    cfg = diffusion.DiffusionTrainConfig(unet=configs.TINY_UNET, text=configs.TINY_TEXT, loop=TINY_LOOP, eval_every=0)
+    return dataclasses.replace(cfg, **kw)
+
+
+@pytest.fixture(scope="module")
+def runs(dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    vae.train(_vae_cfg(), dataset, root / "vae", progress=False)
+    diffusion.train(_diffusion_cfg(), dataset, root / "vae", root / "diffusion", progress=False)
+    return root
+
+
+def test_vae_stage_writes_vae_with_scale_and_latents(runs, dataset):
+    cfg = json.loads((runs / "vae" / "vae" / "config.json").read_text())
+    z = np.load(runs / "vae" / "latents.npz")
+    assert z["mean"].shape == (16, 4, 8, 8)  # f8c4: 64x64x3 -> 8x8x4
+    d = data.load(dataset)
+    assert cfg["scaling_factor"] == pytest.approx(1 / z["mean"][~d.heldout].std(), rel=1e-4)
+    scores = json.loads((runs / "vae" / "vae_eval.json").read_text())
+    assert scores["step"] == 4 and np.isfinite(scores["psnr"])
+
+
+def _state_dict(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["modules"]
+
+
+@pytest.mark.parametrize("stage", ["vae", "diffusion"])
+def test_resume_continues_exactly(stage, runs, dataset, tmp_path):
+    """Two steps, stop, resume for two more == the uninterrupted four-step run of the fixture."""
+    half = dataclasses.replace(TINY_LOOP, steps=2)
+    if stage == "vae":
+        vae.train(_vae_cfg(loop=half), dataset, tmp_path / "vae", progress=False)
+        vae.train(_vae_cfg(), dataset, tmp_path / "vae", progress=False)
+    else:
+        diffusion.train(_diffusion_cfg(loop=half), dataset, runs / "vae", tmp_path / "diffusion", progress=False)
+        diffusion.train(_diffusion_cfg(), dataset, runs / "vae", tmp_path / "diffusion", progress=False)
+    resumed, straight = _state_dict(tmp_path / stage / "last.pt"), _state_dict(runs / stage / "last.pt")
+    for name in straight:
+        for key, value in straight[name].items():
+            assert torch.equal(resumed[name][key], value), f"{name}.{key} differs after resume"
+
+
+def test_training_reduces_the_vae_loss(dataset, tmp_path):
+    cfg = _vae_cfg(loop=dataclasses.replace(TINY_LOOP, steps=30, lr=3e-3, checkpoint_every=30))
+    vae.train(cfg, dataset, tmp_path / "vae", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "vae" / "log.jsonl").read_text().splitlines()]
+    first = vae.evaluate_vae(configs.build_vae(configs.TINY_VAE), data.load(dataset).test.images)
+    assert json.loads((tmp_path / "vae" / "vae_eval.json").read_text())["psnr"] > first["psnr"]
+    assert log  # the loop logged
+
+
+def test_export_loads_in_plain_diffusers_and_generates(runs, dataset, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    out = export.export(runs / "vae", runs / "diffusion", tmp_path / "model", data_path=dataset)
+    names = {p.name for p in out.iterdir()}
+    assert {"model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "latentscape.json"} <= names
+    assert not list(out.rglob("*.bin"))  # safetensors only
+    manifest = json.loads((out / "latentscape.json").read_text())
+    assert np.asarray(manifest["latent_rgb_factors"]).shape == (4, 3) and len(manifest["latent_rgb_bias"]) == 3
+
+    pipe = StableDiffusionPipeline.from_pretrained(out, dtype=torch.float32)
+    assert pipe.unet.dtype == torch.float32
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    image = pipe("shape 1, google style", num_inference_steps=2, guidance_scale=3.0, height=64, width=64,
+                 generator=torch.Generator().manual_seed(0), output_type="np").images
+    assert image.shape == (1, 64, 64, 3) and np.isfinite(image).all()
+
+
+def test_eval_measures(runs, dataset, tmp_path):
+    d = data.load(dataset)
+    # a training image is its own nearest neighbour: name and style both right
+    idx = np.flatnonzero(~d.heldout)[:3]
+    assert evaluate.score(d.images[idx], d.names[idx], d.styles[idx], d.train) == {"name_top1": 1.0, "style_acc": 1.0}
+    x = torch.rand(4, 3, 16, 16)
+    assert metrics.psnr(x, x).min() > 90 and metrics.ssim(x, x).min() == pytest.approx(1.0, abs=1e-4)
+    assert metrics.pairwise_l2(torch.stack([x[0]] * 3)) == pytest.approx(0.0, abs=1e-3)
+    assert metrics.pairwise_l2(torch.stack([torch.zeros(3, 16, 16), torch.ones(3, 16, 16)])) == pytest.approx(1.0)
+
+    model = export.export(runs / "vae", runs / "diffusion", tmp_path / "model", data_path=dataset)
+    cfg = evaluate.EvalConfig(n_captions=2, steps=2, sweep_prompts=1, sweep_seeds=2, batch=4)
+    results = evaluate.main(model, dataset, cfg, out=tmp_path / "eval.json")
+    assert [r["guidance_scale"] for r in results["cfg_sweep"]] == list(evaluate.CFG_SWEEP)
+    assert "| CFG | name top-1 |" in evaluate.markdown(results)
+    assert json.loads((tmp_path / "eval.json").read_text())["adherence"]["train"]["n"] == 2
+
+
+def test_decoder_finetune_keeps_the_encoder_and_latents(runs, dataset, tmp_path):
+    from diffusers import AutoencoderKL
+
+    out = vae.finetune_decoder(_vae_cfg(), dataset, runs / "vae", tmp_path / "vae-decoder", progress=False)
+    before, after = AutoencoderKL.from_pretrained(runs / "vae" / "vae"), AutoencoderKL.from_pretrained(out / "vae")
+    assert after.config.scaling_factor == before.config.scaling_factor
+    for (name, p), q in zip(before.encoder.named_parameters(), after.encoder.parameters()):
+        assert torch.equal(p, q), name
+    assert any(not torch.equal(p, q) for p, q in zip(before.decoder.parameters(), after.decoder.parameters()))
+    assert (out / "latents.npz").read_bytes() == (runs / "vae" / "latents.npz").read_bytes()
+
+
+@pytest.mark.slow
+def test_two_processes_train_what_one_process_trains(runs, dataset, tmp_path):
+    """``--procs 2`` (gloo, each process half of every batch) matches a one-process run."""
+    import shutil
+
+    from latentscape.interfaces import train_cli
+
+    def cli(folder, *extra):
+        shutil.copytree(runs / "vae", folder / "vae")
+        train_cli.main(["train", "diffusion", "--tiny", "--data", str(dataset), "--runs", str(folder), "--steps", "4",
+                        "--batch-size", "4", "--lr", "1e-3", "--warmup", "1", "--threads", "1", "--checkpoint-every", "2", "--no-progress", "--fp32", *extra])
+        return _state_dict(folder / "diffusion" / "last.pt")
+
+    one, two = cli(tmp_path / "one"), cli(tmp_path / "two", "--procs", "2")
+    start = configs.build_unet(configs.TINY_UNET, configs.TINY_TEXT.hidden_size)
+    assert (one["unet"]["conv_in.weight"] - start.conv_in.weight.detach()).abs().max() > 1e-3  # it trained
+    # Adam's first steps move every weight by about ±lr, so a wrong split of the batch shows up as mean
+    # differences of the order of lr; float summation order flips the sign of only a few near-zero gradients.
+    for name in one:
+        for key, value in one[name].items():
+            assert (two[name][key].float() - value.float()).abs().mean() < 0.02 * 1e-3, f"{name}.{key}"
+
+
+@pytest.mark.parametrize("stage", ["data", "vae", "diffusion", "export", "eval"])
+def test_every_stage_has_help(stage, capsys):
+    from latentscape.interfaces import train_cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(["train", stage, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
