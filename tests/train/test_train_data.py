@@ -101,3 +101,19 @@ def test_build_from_cached_tarballs(tmp_path):
 def test_load_missing_file_says_how_to_build(tmp_path):
     with pytest.raises(FileNotFoundError, match="latentscape train data"):
         data.load(tmp_path / "nope.npz")
+
+
+def test_write_uses_the_exact_name_and_leaves_no_partial(tmp_path):
+    items = [data.Entry("a.png", "a", None, "google", "Objects")]
+    out = data.write(tmp_path / "foo", np.zeros((1, 64, 64, 3), np.uint8), items, np.zeros(1, bool))
+    assert out == tmp_path / "foo" and sorted(p.name for p in tmp_path.iterdir()) == ["foo"]
+    assert data.load(out).captions.tolist() == ["a, google style"]
+
+
+def test_npm_pack_picks_the_highest_version_not_the_last_in_text_order(tmp_path):
+    for version in ("16.9.0", "16.10.0", "9.2.1"):
+        (tmp_path / f"emoji-datasource-{version}.tgz").write_bytes(b"")
+        (tmp_path / f"emoji-datasource-google-{version}.tgz").write_bytes(b"")
+    tars = data.npm_pack(["emoji-datasource", "emoji-datasource-google"], tmp_path)  # all cached: no npm
+    assert tars == {"emoji-datasource": tmp_path / "emoji-datasource-16.10.0.tgz",
+                    "emoji-datasource-google": tmp_path / "emoji-datasource-google-16.10.0.tgz"}

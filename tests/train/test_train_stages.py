@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from latentscape.errors import LatentscapeError
 from latentscape.train import configs, data, diffusion, evaluate, export, loop, metrics, vae
 
 TINY_LOOP = loop.LoopConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9, ema_warmup=1, checkpoint_every=2, log_every=1)
@@ -58,24 +59,110 @@ def test_vae_stage_writes_vae_with_scale_and_latents(runs, dataset):
     assert scores["step"] == 4 and np.isfinite(scores["psnr"])
 
 
+def _blob(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def _state_dict(path):
-    return torch.load(path, map_location="cpu", weights_only=False)["modules"]
+    return _blob(path)["modules"]
+
+
+def _assert_same(a, b, what):
+    """Equal nested state dicts (modules, EMA modules, optimizer state)."""
+    if isinstance(b, dict):
+        assert a.keys() == b.keys(), what
+        for key in b:
+            _assert_same(a[key], b[key], f"{what}.{key}")
+    elif isinstance(b, (list, tuple)):
+        assert len(a) == len(b), what
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{what}[{i}]")
+    elif isinstance(b, torch.Tensor):
+        assert torch.equal(a, b), f"{what} differs after resume"
+    else:
+        assert a == b, f"{what} differs after resume"
 
 
 @pytest.mark.parametrize("stage", ["vae", "diffusion"])
 def test_resume_continues_exactly(stage, runs, dataset, tmp_path):
-    """Two steps, stop, resume for two more == the uninterrupted four-step run of the fixture."""
-    half = dataclasses.replace(TINY_LOOP, steps=2)
+    """Stopped by its time budget after one step, then resumed: == the uninterrupted four-step run of the
+    fixture, weights, EMA weights and optimizer state alike."""
+    out_of_time = dataclasses.replace(TINY_LOOP, minutes=0.0)  # stops (with a checkpoint) after the first step
     if stage == "vae":
-        vae.train(_vae_cfg(loop=half), dataset, tmp_path / "vae", progress=False)
+        vae.train(_vae_cfg(loop=out_of_time), dataset, tmp_path / "vae", progress=False)
+        assert _blob(tmp_path / "vae" / "last.pt")["step"] == 1
+        # stopped early: none of the stage's outputs yet
+        assert not any((tmp_path / "vae" / name).exists() for name in ("vae", "latents.npz", "vae_eval.json"))
         vae.train(_vae_cfg(), dataset, tmp_path / "vae", progress=False)
+        assert json.loads((tmp_path / "vae" / "vae_eval.json").read_text())["step"] == 4
     else:
-        diffusion.train(_diffusion_cfg(loop=half), dataset, runs / "vae", tmp_path / "diffusion", progress=False)
+        diffusion.train(_diffusion_cfg(loop=out_of_time), dataset, runs / "vae", tmp_path / "diffusion", progress=False)
         diffusion.train(_diffusion_cfg(), dataset, runs / "vae", tmp_path / "diffusion", progress=False)
-    resumed, straight = _state_dict(tmp_path / stage / "last.pt"), _state_dict(runs / stage / "last.pt")
-    for name in straight:
-        for key, value in straight[name].items():
-            assert torch.equal(resumed[name][key], value), f"{name}.{key} differs after resume"
+    resumed, straight = _blob(tmp_path / stage / "last.pt"), _blob(runs / stage / "last.pt")
+    assert resumed["step"] == straight["step"] == 4
+    for part in ("modules", "ema", "optimizer"):
+        _assert_same(resumed[part], straight[part], part)
+
+
+def test_diffusion_final_is_swapped_in_whole_and_rewritten_when_stale(runs, dataset, tmp_path):
+    run = tmp_path / "diffusion"
+    diffusion.train(_diffusion_cfg(), dataset, runs / "vae", run, progress=False)
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith("final")) == ["final"]  # no .partial, no .old
+    summary = run / "final" / "train_summary.json"
+    assert json.loads(summary.read_text())["step"] == 4
+    summary.write_text(json.dumps({"step": 2}))  # a final/ from an earlier checkpoint
+    diffusion.train(_diffusion_cfg(), dataset, runs / "vae", run, progress=False)  # complete: no training, rewrites
+    assert json.loads(summary.read_text())["step"] == 4
+
+
+def test_resume_with_another_config_says_which_fields_differ(runs, dataset, tmp_path, capsys):
+    import shutil
+
+    from latentscape.interfaces import train_cli
+
+    shutil.copytree(runs / "vae", tmp_path / "vae")
+    before = (tmp_path / "vae" / "last.pt").read_bytes()
+    code = train_cli.main(["train", "vae", "--tiny", "--data", str(dataset), "--runs", str(tmp_path), "--steps", "4",
+                           "--batch-size", "4", "--lr", "2e-3", "--minutes", "5", "--checkpoint-every", "3", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "LoopConfig.lr" in err and "--fresh" in err and len(err.strip().splitlines()) == 1
+    assert "minutes" not in err and "checkpoint_every" not in err  # those may change between invocations
+    assert (tmp_path / "vae" / "last.pt").read_bytes() == before
+    with pytest.raises(LatentscapeError, match="LoopConfig.lr"):
+        vae.train(_vae_cfg(loop=dataclasses.replace(TINY_LOOP, lr=2e-3)), dataset, tmp_path / "vae", progress=False)
+    # the same values (up to the time budget and checkpoint interval) resume
+    same = dataclasses.replace(TINY_LOOP, minutes=5.0, checkpoint_every=3, threads=1)
+    vae.train(_vae_cfg(loop=same), dataset, tmp_path / "vae", progress=False)
+
+
+@pytest.mark.parametrize("stage", ["vae", "diffusion"])
+@pytest.mark.parametrize("flags, says", [
+    (["--steps", "0"], "--steps 0"),
+    (["--batch-size", "0"], "--batch-size 0"),
+    (["--checkpoint-every", "0"], "--checkpoint-every 0"),
+    (["--procs", "0"], "--procs 0"),
+    (["--procs", "3", "--batch-size", "4"], "--procs 3 does not divide the batch size 4"),
+    (["--crop", "12"], "--crop 12"),
+    (["--crop", "72"], "--crop 72"),
+    (["--crop", "0"], "--crop 0"),
+])
+def test_bad_training_flags_fail_before_any_work(stage, flags, says, dataset, tmp_path, capsys):
+    from latentscape.interfaces import train_cli
+
+    if "--crop" in flags and stage != "vae":
+        pytest.skip("--crop is a VAE flag")
+    code = train_cli.main(["train", stage, "--tiny", "--data", str(dataset), "--runs", str(tmp_path / "runs"), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_export_has_no_no_ema_flag(capsys):
+    from latentscape.interfaces import train_cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(["train", "export", "--no-ema"])
+    assert exit_info.value.code == 2
 
 
 def test_training_reduces_the_vae_loss(dataset, tmp_path):
@@ -104,6 +191,19 @@ def test_export_loads_in_plain_diffusers_and_generates(runs, dataset, tmp_path):
                  generator=torch.Generator().manual_seed(0), output_type="np").images
     assert image.shape == (1, 64, 64, 3) and np.isfinite(image).all()
 
+    # no dtype argument: the fp16 text encoder must come back in the UNet's dtype and generate
+    plain = StableDiffusionPipeline.from_pretrained(out)
+    assert plain.text_encoder.dtype == plain.unet.dtype
+    image = plain("shape 1, google style", num_inference_steps=2, guidance_scale=3.0, height=64, width=64,
+                  generator=torch.Generator().manual_seed(0), output_type="np").images
+    assert image.shape == (1, 64, 64, 3) and np.isfinite(image).all()
+
+    # a re-export replaces the folder whole and keeps the hand-written model card
+    (out / "README.md").write_text("card")
+    export.export(runs / "vae", runs / "diffusion", out, data_path=dataset)
+    assert (out / "README.md").read_text() == "card"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no model.partial, no model.old
+
 
 def test_eval_measures(runs, dataset, tmp_path):
     d = data.load(dataset)
@@ -117,10 +217,10 @@ def test_eval_measures(runs, dataset, tmp_path):
 
     model = export.export(runs / "vae", runs / "diffusion", tmp_path / "model", data_path=dataset)
     cfg = evaluate.EvalConfig(n_captions=2, steps=2, sweep_prompts=1, sweep_seeds=2, batch=4)
-    results = evaluate.main(model, dataset, cfg, out=tmp_path / "eval.json")
+    results = evaluate.main(model, dataset, cfg, device="cpu", runs=tmp_path / "runs")  # default out: <runs>/eval.json
     assert [r["guidance_scale"] for r in results["cfg_sweep"]] == list(evaluate.CFG_SWEEP)
     assert "| CFG | name top-1 |" in evaluate.markdown(results)
-    assert json.loads((tmp_path / "eval.json").read_text())["adherence"]["train"]["n"] == 2
+    assert json.loads((tmp_path / "runs" / "eval.json").read_text())["adherence"]["train"]["n"] == 2
 
 
 def test_decoder_finetune_keeps_the_encoder_and_latents(runs, dataset, tmp_path):
@@ -146,11 +246,13 @@ def test_two_processes_train_what_one_process_trains(runs, dataset, tmp_path):
         shutil.copytree(runs / "vae", folder / "vae")
         train_cli.main(["train", "diffusion", "--tiny", "--data", str(dataset), "--runs", str(folder), "--steps", "4",
                         "--batch-size", "4", "--lr", "1e-3", "--warmup", "1", "--threads", "1", "--checkpoint-every", "2", "--no-progress", "--fp32", *extra])
-        return _state_dict(folder / "diffusion" / "last.pt")
+        blob = _blob(folder / "diffusion" / "last.pt")
+        return {**blob["modules"], **{f"ema.{k}": v for k, v in blob["ema"].items()}}
 
     one, two = cli(tmp_path / "one"), cli(tmp_path / "two", "--procs", "2")
     start = configs.build_unet(configs.TINY_UNET, configs.TINY_TEXT.hidden_size)
     assert (one["unet"]["conv_in.weight"] - start.conv_in.weight.detach()).abs().max() > 1e-3  # it trained
+    assert {"ema.unet", "ema.text_encoder"} <= one.keys()  # the EMA weights are compared too
     # Adam's first steps move every weight by about ±lr, so a wrong split of the batch shows up as mean
     # differences of the order of lr; float summation order flips the sign of only a few near-zero gradients.
     for name in one:

@@ -12,7 +12,10 @@ import dataclasses
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
+
+from latentscape.errors import LatentscapeError
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "models" / "embedded"
 
@@ -50,11 +53,24 @@ def _worker(rank: int, size: int, port: int, fn, args) -> None:
         dist.destroy_process_group()
 
 
-def _parallel(fn):
-    """Run a stage on ``--procs`` CPU processes (data parallel, gloo), or in this process."""
+def _positive(args, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value <= 0:
+            raise LatentscapeError(f"--{name.replace('_', '-')} {value} is not allowed; it takes a positive whole number.")
+
+
+def _parallel(fn, configure):
+    """Run a stage on ``--procs`` CPU processes (data parallel, gloo), or in this process. ``configure(args)``
+    builds (and so checks) the stage's config here, before any process starts."""
 
     def run(args) -> None:
-        if getattr(args, "procs", 1) <= 1:
+        _positive(args, "procs")
+        cfg = configure(args)
+        if cfg.loop.batch_size % args.procs:
+            raise LatentscapeError(f"--procs {args.procs} does not divide the batch size {cfg.loop.batch_size}; "
+                                   "pass a --batch-size that is a multiple of --procs.")
+        if args.procs == 1:
             return fn(args)
         import socket
 
@@ -72,13 +88,21 @@ def _parallel(fn):
             raise SystemExit(128 + signum)
 
         signal.signal(signal.SIGTERM, stop)
-        while not context.join():
-            pass
+        try:
+            while not context.join():
+                pass
+        except mp.ProcessRaisedException as exc:  # a user error in a worker reads as it would in one process
+            last = exc.msg.strip().splitlines()[-1]
+            prefix = f"{LatentscapeError.__module__}.{LatentscapeError.__name__}: "
+            if last.startswith(prefix):
+                raise LatentscapeError(last[len(prefix):]) from None
+            raise
 
     return run
 
 
 def _override_loop(loop_cfg, args):
+    _positive(args, "steps", "batch_size", "checkpoint_every")
     changes = {k: getattr(args, a) for k, a in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"),
                                                  ("minutes", "minutes"), ("checkpoint_every", "checkpoint_every"), ("warmup", "warmup"),
                                                  ("threads", "threads"), ("seed", "seed")) if getattr(args, a, None) is not None}
@@ -93,9 +117,11 @@ def cmd_data(args) -> None:
     print(f"{out}: {len(d)} images, {int(d.heldout.sum())} held out, {len(set(d.names.tolist()))} emoji names")
 
 
-def cmd_vae(args) -> None:
+def _vae_config(args):
     from latentscape.train import configs, vae
 
+    if args.crop is not None and not (0 < args.crop <= 64 and args.crop % 8 == 0):
+        raise LatentscapeError(f"--crop {args.crop} is not allowed; it takes a multiple of 8 from 8 to 64.")
     cfg = vae.VAETrainConfig()
     if args.tiny:
         cfg = dataclasses.replace(cfg, model=configs.TINY_VAE, eval_every=0)
@@ -103,6 +129,13 @@ def cmd_vae(args) -> None:
     for name in ("mse_weight", "crop", "grad_weight"):
         if getattr(args, name) is not None:
             cfg = dataclasses.replace(cfg, **{name: getattr(args, name)})
+    return cfg
+
+
+def cmd_vae(args) -> None:
+    from latentscape.train import vae
+
+    cfg = _vae_config(args)
     kw = dict(resume=not args.fresh, device=args.device, progress=not args.no_progress)
     if args.decoder_only:
         vae.finetune_decoder(cfg, args.data, args.runs / "vae", args.runs / "vae-decoder", **kw)
@@ -110,13 +143,19 @@ def cmd_vae(args) -> None:
         vae.train(cfg, args.data, args.runs / "vae", **kw)
 
 
-def cmd_diffusion(args) -> None:
+def _diffusion_config(args):
     from latentscape.train import configs, diffusion
 
     cfg = diffusion.DiffusionTrainConfig()
     if args.tiny:
         cfg = dataclasses.replace(cfg, unet=configs.TINY_UNET, text=configs.TINY_TEXT, eval_every=0)
-    cfg = dataclasses.replace(cfg, loop=_override_loop(cfg.loop, args), bf16=not args.fp32)
+    return dataclasses.replace(cfg, loop=_override_loop(cfg.loop, args), bf16=not args.fp32)
+
+
+def cmd_diffusion(args) -> None:
+    from latentscape.train import diffusion
+
+    cfg = _diffusion_config(args)
     diffusion.train(cfg, args.data, args.runs / "vae", args.runs / "diffusion", resume=not args.fresh,
                     device=args.device, progress=not args.no_progress)
 
@@ -126,7 +165,7 @@ def cmd_export(args) -> None:
 
     vae_run = args.vae or (args.runs / "vae-decoder" if (args.runs / "vae-decoder" / "vae").is_dir() else args.runs / "vae")
     out = export.export(vae_run, args.runs / "diffusion", args.out or EMBEDDED, data_path=args.data,
-                        dtype=args.dtype, use_ema=not args.no_ema)
+                        dtype=args.dtype)
     print(f"exported {out} ({export.folder_mb(out):.1f} MB)")
 
 
@@ -135,7 +174,7 @@ def cmd_eval(args) -> None:
 
     cfg = evaluate.EvalConfig(n_captions=args.captions, steps=args.sampling_steps, sweep_prompts=args.sweep_prompts,
                               seed=args.seed, skip_sweep=args.no_sweep, batch=args.eval_batch)
-    evaluate.main(args.model or EMBEDDED, args.data, cfg, out=args.out, threads=args.threads)
+    evaluate.main(args.model or EMBEDDED, args.data, cfg, out=args.out, threads=args.threads, device=args.device, runs=args.runs)
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -151,8 +190,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_data)
 
-    for name, fn, hlp in (("vae", cmd_vae, "train the AutoencoderKL (f8c4) and cache latents"),
-                          ("diffusion", cmd_diffusion, "train the UNet + CLIP text encoder on cached latents")):
+    for name, fn, configure, hlp in (("vae", cmd_vae, _vae_config, "train the AutoencoderKL (f8c4) and cache latents"),
+                                     ("diffusion", cmd_diffusion, _diffusion_config,
+                                      "train the UNet + CLIP text encoder on cached latents")):
         p = stages.add_parser(name, help=hlp)
         _common(p)
         _loop_args(p)
@@ -160,23 +200,22 @@ def register(subparsers) -> argparse.ArgumentParser:
         if name == "vae":
             p.add_argument("--mse-weight", type=float, default=None, help="add an MSE term (PSNR fine-tuning)")
             p.add_argument("--grad-weight", type=float, default=None, help="weight of the L1 on image gradients (default 0.5)")
-            p.add_argument("--crop", type=int, default=None, help="training crop size in pixels, a multiple of 8 (default 32)")
+            p.add_argument("--crop", type=int, default=None, help="training crop size in pixels, a multiple of 8 from 8 to 64 (default 32)")
             p.add_argument("--decoder-only", action="store_true",
                            help="fine-tune the decoder of runs/vae on its cached latents into runs/vae-decoder (latents unchanged)")
-        p.set_defaults(func=_parallel(fn))
+        p.set_defaults(func=_parallel(fn, configure))
 
     p = stages.add_parser("export", help="write the StableDiffusionPipeline folder (fp16 safetensors)")
     _common(p)
     p.add_argument("--out", type=Path, default=None, help=f"output folder (default: {EMBEDDED})")
     p.add_argument("--dtype", default="fp16", choices=("fp16", "fp32"))
     p.add_argument("--vae", type=Path, default=None, help="VAE run folder (default: runs/vae-decoder if present, else runs/vae)")
-    p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
     p.set_defaults(func=cmd_export)
 
     p = stages.add_parser("eval", help="VAE PSNR/SSIM, prompt adherence and the CFG sweep")
     _common(p)
     p.add_argument("--model", type=Path, default=None, help="pipeline folder (default: the embedded model)")
-    p.add_argument("--out", type=Path, default=None, help="write the results JSON here")
+    p.add_argument("--out", type=Path, default=None, help="write the results JSON here (default: <runs>/eval.json)")
     p.add_argument("--captions", type=int, default=256)
     p.add_argument("--sampling-steps", type=int, default=25)
     p.add_argument("--sweep-prompts", type=int, default=32)
@@ -186,15 +225,20 @@ def register(subparsers) -> argparse.ArgumentParser:
     return train
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     # Shared CPUs: OpenMP threads that spin at barriers stall for seconds when another process takes a core.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="latentscape")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except LatentscapeError as exc:  # as the main CLI reports it: one sentence, exit status 2
+        print(f"latentscape {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

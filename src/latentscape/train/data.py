@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -123,10 +124,21 @@ def on_white(png: bytes, size: int = SIZE) -> np.ndarray:
     return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
 
 
+def _version(package: str, tarball: Path) -> tuple[int, ...]:
+    """``emoji-datasource-15.10.2.tgz`` -> ``(15, 10, 2)``: tarballs compare by version, not by text."""
+    return tuple(int(n) for n in re.findall(r"\d+", tarball.name[len(package) + 1 : -len(".tgz")]))
+
+
+def _tarballs(package: str, cache: Path) -> list[Path]:
+    """The package's tarballs in ``cache``, oldest version first."""
+    return sorted(cache.glob(f"{package}-[0-9]*.tgz"), key=lambda t: (_version(package, t), t.name))
+
+
 def npm_pack(packages: Sequence[str], cache: Path) -> dict[str, Path]:
-    """``npm pack`` each package into ``cache`` unless its tarball is already there; package -> tarball."""
+    """``npm pack`` each package into ``cache`` unless its tarball is already there; package -> the tarball
+    of the highest version."""
     cache.mkdir(parents=True, exist_ok=True)
-    found = {p: sorted(cache.glob(f"{p}-[0-9]*.tgz")) for p in packages}
+    found = {p: _tarballs(p, cache) for p in packages}
     missing = [p for p in packages if not found[p]]
     if missing:
         log.info("npm pack %s -> %s", " ".join(missing), cache)
@@ -134,7 +146,7 @@ def npm_pack(packages: Sequence[str], cache: Path) -> dict[str, Path]:
             subprocess.run(["npm", "pack", *missing], cwd=cache, check=True, capture_output=True, text=True)
         except FileNotFoundError:
             raise RuntimeError("`npm` was not found: install Node.js/npm or put the package tarballs in the cache.") from None
-        found = {p: sorted(cache.glob(f"{p}-[0-9]*.tgz")) for p in packages}
+        found = {p: _tarballs(p, cache) for p in packages}
     return {p: tars[-1] for p, tars in found.items()}
 
 
@@ -176,18 +188,25 @@ def build(cache: Path | None = None, out: Path | None = None, *, fraction: float
 
 def write(out: Path, images: np.ndarray, items: Sequence[Entry], heldout: np.ndarray) -> Path:
     """The compressed array file: ``images`` (N, 64, 64, 3) uint8, ``captions``, ``names``, ``tones``,
-    ``styles``, ``categories`` (str arrays) and ``heldout`` (bool)."""
+    ``styles``, ``categories`` (str arrays) and ``heldout`` (bool).
+
+    Written to ``<out>.partial`` through a file handle (so numpy adds no ``.npz`` suffix: ``out`` is the exact
+    name), then renamed: an interrupted build leaves no truncated file."""
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        out,
-        images=images,
-        captions=np.array([e.caption for e in items]),
-        names=np.array([e.name for e in items]),
-        tones=np.array([e.tones or "" for e in items]),
-        styles=np.array([e.style for e in items]),
-        categories=np.array([e.category for e in items]),
-        heldout=heldout,
-    )
+    tmp = out.with_name(out.name + ".partial")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            images=images,
+            captions=np.array([e.caption for e in items]),
+            names=np.array([e.name for e in items]),
+            tones=np.array([e.tones or "" for e in items]),
+            styles=np.array([e.style for e in items]),
+            categories=np.array([e.category for e in items]),
+            heldout=heldout,
+        )
+    os.replace(tmp, out)
     return out
 
 

@@ -151,7 +151,10 @@ def train(cfg: DiffusionTrainConfig, data_path, vae_run: Path, run_dir: Path, *,
     modules = {"unet": unet, "text_encoder": text_encoder}
     ema = {k: loop.EMA(m, cfg.loop.ema_decay) for k, m in modules.items()} if cfg.loop.ema_decay else {}
     state = loop.State(0, modules, opt, ema, {})
-    loop.resume_if_present(run_dir, state, resume)
+    config = loop.config_dict(cfg.unet, cfg.text, cfg.loop) | {
+        k: getattr(cfg, k) for k in ("prediction_type", "min_snr_gamma", "caption_dropout", "latent_noise", "bf16")
+    } | {"scheduler": SCHEDULER}
+    loop.resume_if_present(run_dir, state, resume, config)
 
     sched = noise_scheduler(cfg.prediction_type)
     alphas_cumprod = sched.alphas_cumprod.float()
@@ -191,21 +194,22 @@ def train(cfg: DiffusionTrainConfig, data_path, vae_run: Path, run_dir: Path, *,
         unet.train(), text_encoder.train()
         return {k: v for k, v in out.items() if not isinstance(v, list)}
 
-    config = loop.config_dict(cfg.unet, cfg.text, cfg.loop) | {
-        k: getattr(cfg, k) for k in ("prediction_type", "min_snr_gamma", "caption_dropout", "latent_noise", "bf16")
-    } | {"scheduler": SCHEDULER}
-
     def write_final(step: int) -> None:
         u = ema["unet"].module if ema else unet
         te = ema["text_encoder"].module if ema else text_encoder
-        save_components(run_dir / "final", u, te, tok_dir, cfg.prediction_type)
+        tmp = run_dir / "final.partial"  # written whole, then swapped in: `final/` is always complete
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        save_components(tmp, u, te, tok_dir, cfg.prediction_type)
         summary = {"step": step, "wall_seconds": state.extra.get("wall_seconds", 0.0), "batch_size": cfg.loop.batch_size,
                    "samples_seen": step * cfg.loop.batch_size, "ema_decay": cfg.loop.ema_decay, "processes": size,
                    "unet_params": n_params(u), "text_encoder_params": n_params(te), "hardware": loop.hardware(dev)}
-        (run_dir / "final" / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        (tmp / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        loop.replace_folder(tmp, run_dir / "final")
 
     loop.run(state, cfg.loop, train_step, run_dir=run_dir, config=config, evaluate=evaluate, eval_every=cfg.eval_every,
              on_checkpoint=write_final, progress=progress)
-    if rank == 0 and not (run_dir / "final" / "train_summary.json").is_file():
+    summary_file = run_dir / "final" / "train_summary.json"
+    if rank == 0 and (not summary_file.is_file() or json.loads(summary_file.read_text()).get("step") != state.step):
         write_final(state.step)
     return run_dir / "final"

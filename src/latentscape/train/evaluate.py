@@ -75,11 +75,11 @@ def generate(pipe, prompts: Sequence[str], seeds: Sequence[int], guidance_scale:
 
 def nearest(images: np.ndarray, reference: np.ndarray, batch: int = 512) -> np.ndarray:
     """Index of the nearest reference image by pixel L2 for each image (both uint8 (N, H, W, 3))."""
-    ref = torch.from_numpy(reference).reshape(len(reference), -1).float()
+    ref = torch.from_numpy(reference).reshape(len(reference), -1).double()  # float32 loses the small differences
     ref_sq = ref.square().sum(1)
     out = []
     for i in range(0, len(images), batch):
-        q = torch.from_numpy(images[i : i + batch]).reshape(-1, ref.shape[1]).float()
+        q = torch.from_numpy(images[i : i + batch]).reshape(-1, ref.shape[1]).double()
         d = q.square().sum(1, keepdim=True) - 2 * q @ ref.T + ref_sq[None]
         out.append(d.argmin(1))
     return torch.cat(out).numpy()
@@ -139,8 +139,9 @@ def markdown(results: dict) -> str:
 
 
 def main(model: Path, data_path, cfg: EvalConfig, *, out: Path | None = None, threads: int | None = None,
-         dtype: torch.dtype = torch.float32) -> dict:
-    """Evaluate the pipeline folder ``model``; print the Markdown tables and write JSON (default: beside runs/)."""
+         dtype: torch.dtype = torch.float32, device: str | None = None, runs: Path = Path("runs")) -> dict:
+    """Evaluate the pipeline folder ``model`` on ``device`` (default: cuda when available); print the Markdown
+    tables and write JSON to ``out`` (default: ``runs/eval.json``)."""
     from diffusers import StableDiffusionPipeline
 
     from latentscape.train.vae import evaluate_vae
@@ -149,6 +150,7 @@ def main(model: Path, data_path, cfg: EvalConfig, *, out: Path | None = None, th
         torch.set_num_threads(threads)
     data = emoji_data.load(data_path)
     pipe = StableDiffusionPipeline.from_pretrained(model, dtype=dtype, safety_checker=None, requires_safety_checker=False)
+    pipe.to(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
     pipe.set_progress_bar_config(disable=True)
     t0 = time.monotonic()
     results: dict = {"model": str(model), "config": asdict(cfg), "vae": evaluate_vae(pipe.vae, data.test.images)}
@@ -163,7 +165,7 @@ def main(model: Path, data_path, cfg: EvalConfig, *, out: Path | None = None, th
     results["seconds"] = time.monotonic() - t0
     table = markdown(results)
     print(table)
-    out = out or Path("runs") / "eval.json"
+    out = out or Path(runs) / "eval.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     log.info("wrote %s", out)

@@ -16,6 +16,7 @@ import torch
 
 from latentscape.train import data as emoji_data
 from latentscape.train.diffusion import copy_tokenizer
+from latentscape.train.loop import replace_folder
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,13 @@ def folder_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file()) / 1e6
 
 
-def export(vae_run: Path, diffusion_run: Path, out: Path, *, data_path=None, dtype: str = "fp16", use_ema: bool = True,
+def export(vae_run: Path, diffusion_run: Path, out: Path, *, data_path=None, dtype: str = "fp16",
            summary: dict | None = None) -> Path:
-    """Write the pipeline folder to ``out`` (replacing it) from the two stages' outputs."""
+    """Write the pipeline folder to ``out`` (replacing it) from the two stages' outputs (the diffusion stage's
+    ``final/`` holds the EMA weights)."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    if not use_ema:
-        raise NotImplementedError("exporting raw (non-EMA) weights: load them from runs/diffusion/last.pt by hand")
     final = diffusion_run / "final"
     vae = AutoencoderKL.from_pretrained(vae_run / "vae")
     pipe = StableDiffusionPipeline(
@@ -88,11 +88,9 @@ def export(vae_run: Path, diffusion_run: Path, out: Path, *, data_path=None, dty
     trained["dtype"] = dtype
     manifest = {"latent_rgb_factors": factors, "latent_rgb_bias": bias, "trained": trained}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    if out.exists():
-        for keep in KEEP:  # hand-written files (the model card) survive a re-export
-            if (out / keep).is_file():
-                shutil.copy2(out / keep, tmp / keep)
-        shutil.rmtree(out)
-    tmp.rename(out)
+    for name in KEEP:  # hand-written files (the model card) survive a re-export
+        if (out / name).is_file():
+            shutil.copy2(out / name, tmp / name)
+    replace_folder(tmp, out)
     log.info("exported %s (%.1f MB)", out, folder_mb(out))
     return out

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,12 @@ from typing import Any, Callable
 
 import torch
 
+from latentscape.errors import LatentscapeError
+
 log = logging.getLogger(__name__)
+
+# Config fields that may change between invocations of one run: they change neither the schedule nor the math.
+RESUMABLE_FIELDS = frozenset({"minutes", "threads", "checkpoint_every", "log_every", "processes", "procs", "progress"})
 
 
 @dataclass(frozen=True)
@@ -157,8 +163,13 @@ def save_checkpoint(path: Path, state: State, config: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, state: State) -> None:
+def load_checkpoint(path: Path, state: State, config: dict | None = None) -> None:
+    """Load ``path`` into ``state``; with ``config``, first refuse a checkpoint trained with a different one."""
     blob = torch.load(path, map_location="cpu", weights_only=False)
+    differ = config_differences(blob["config"], config) if config is not None and "config" in blob else []
+    if differ:
+        raise LatentscapeError(f"the checkpoint {path} was trained with other values of {', '.join(differ)}; "
+                               "pass the same values to resume it, or --fresh to start over.")
     for k, m in state.modules.items():
         m.load_state_dict(blob["modules"][k])
     state.optimizer.load_state_dict(blob["optimizer"])
@@ -193,6 +204,9 @@ def run(
     # Denormal floats (tiny Adam moments, near-zero activations) run ~100x slower on x86 CPUs.
     torch.set_flush_denormal(True)
     rank, size = world()
+    if cfg.batch_size % size:
+        raise LatentscapeError(f"the batch size {cfg.batch_size} does not split over {size} processes; "
+                               "use a batch size that is a multiple of the process count.")
     main = rank == 0
     run_dir.mkdir(parents=True, exist_ok=True)
     if main:
@@ -247,17 +261,47 @@ def run(
     return state
 
 
-def resume_if_present(run_dir: Path, state: State, resume: bool) -> None:
-    """Load ``run_dir/last.pt`` into ``state`` when resuming and it exists."""
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(stored: dict, current: dict) -> list[str]:
+    """Dotted names of the fields that differ between two run configs, ignoring :data:`RESUMABLE_FIELDS`."""
+    a, b = _flatten(stored), _flatten(current)
+    return sorted(k for k in a.keys() | b.keys()
+                  if k.rsplit(".", 1)[-1] not in RESUMABLE_FIELDS and a.get(k, "<absent>") != b.get(k, "<absent>"))
+
+
+def resume_if_present(run_dir: Path, state: State, resume: bool, config: dict | None = None) -> None:
+    """Load ``run_dir/last.pt`` into ``state`` when resuming and it exists; with ``config``, refuse a
+    checkpoint trained with a different one (before loading anything)."""
     ckpt = run_dir / "last.pt"
     if resume and ckpt.is_file():
-        load_checkpoint(ckpt, state)
+        load_checkpoint(ckpt, state, config)
         log.info("resumed %s at step %d", ckpt, state.step)
 
 
 def config_dict(*configs: Any) -> dict:
     return {type(c).__name__: asdict(c) for c in configs}
 
+
+def replace_folder(new: Path, out: Path) -> None:
+    """Put the finished folder ``new`` in place of ``out``: move the old one aside, rename the new one in,
+    then delete the old one (at every moment one complete folder exists under one of the two names)."""
+    old = out.with_name(out.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
 
 
 def hardware(device: torch.device) -> str:

@@ -112,7 +112,9 @@ def train(cfg: VAETrainConfig, data_path: Path | str | None, run_dir: Path, *, r
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.loop.lr, weight_decay=cfg.loop.weight_decay, betas=(0.9, 0.99))
     ema = {"vae": loop.EMA(vae, cfg.loop.ema_decay)} if cfg.loop.ema_decay else {}
     state = loop.State(0, {"vae": vae}, opt, ema, {})
-    loop.resume_if_present(run_dir, state, resume)
+    config = loop.config_dict(cfg.model, cfg.loop) | {"crop": cfg.crop, "flips": cfg.flips, "kl_weight": cfg.kl_weight,
+                                                      "grad_weight": cfg.grad_weight, "mse_weight": cfg.mse_weight}
+    loop.resume_if_present(run_dir, state, resume, config)
 
     def train_step(step: int, gen: torch.Generator) -> dict[str, float]:
         idx = loop.epoch_batches(len(train_images), cfg.loop.batch_size, cfg.loop.seed, step)
@@ -128,10 +130,8 @@ def train(cfg: VAETrainConfig, data_path: Path | str | None, run_dir: Path, *, r
         (rec + cfg.kl_weight * kl).backward()
         return {"loss": rec.item(), "kl": kl.item()}
 
-    config = loop.config_dict(cfg.model, cfg.loop) | {"crop": cfg.crop, "flips": cfg.flips, "kl_weight": cfg.kl_weight,
-                                                      "grad_weight": cfg.grad_weight, "mse_weight": cfg.mse_weight}
     loop.run(state, cfg.loop, train_step, run_dir=run_dir, config=config, evaluate=_evaluator(vae, ema, data.test.images), eval_every=cfg.eval_every, progress=progress)
-    if loop.world()[0] != 0:
+    if not _finished(state, cfg, run_dir):
         return run_dir
     final = (ema["vae"].module if ema else vae).float().eval()
     scores = evaluate_vae(final, data.test.images)
@@ -139,6 +139,16 @@ def train(cfg: VAETrainConfig, data_path: Path | str | None, run_dir: Path, *, r
     save_vae(final, data, run_dir)
     (run_dir / "vae_eval.json").write_text(json.dumps(scores | {"step": state.step, "wall_seconds": state.extra.get("wall_seconds", 0.0), "params": n_params(final), "hardware": loop.hardware(dev)}, indent=2))
     return run_dir
+
+
+def _finished(state: loop.State, cfg: VAETrainConfig, run_dir: Path) -> bool:
+    """Whether this process writes the stage's outputs: rank 0, and only once the schedule is complete (a run
+    stopped early by ``minutes`` leaves the previous outputs, if any, as they were)."""
+    if state.step < cfg.loop.steps:
+        log.info("stopped at step %d of %d: %s is written when the run completes (resume to continue)",
+                 state.step, cfg.loop.steps, run_dir / "vae")
+        return False
+    return loop.world()[0] == 0
 
 
 def _evaluator(vae, ema: dict, images: np.ndarray):
@@ -175,7 +185,9 @@ def finetune_decoder(cfg: VAETrainConfig, data_path: Path | str | None, vae_run:
     opt = torch.optim.AdamW(trainable, lr=cfg.loop.lr, weight_decay=cfg.loop.weight_decay, betas=(0.9, 0.99))
     ema = {"vae": loop.EMA(vae, cfg.loop.ema_decay)} if cfg.loop.ema_decay else {}
     state = loop.State(0, {"vae": vae}, opt, ema, {})
-    loop.resume_if_present(run_dir, state, resume)
+    config = loop.config_dict(cfg.model, cfg.loop) | {"decoder_only": True, "init": str(vae_run), "crop": cfg.crop,
+                                                      "grad_weight": cfg.grad_weight, "mse_weight": cfg.mse_weight}
+    loop.resume_if_present(run_dir, state, resume, config)
     s = cfg.crop // 8
 
     def train_step(step: int, gen: torch.Generator) -> dict[str, float]:
@@ -191,10 +203,8 @@ def finetune_decoder(cfg: VAETrainConfig, data_path: Path | str | None, vae_run:
         rec.backward()
         return {"loss": rec.item()}
 
-    config = loop.config_dict(cfg.model, cfg.loop) | {"decoder_only": True, "init": str(vae_run), "crop": cfg.crop,
-                                                      "grad_weight": cfg.grad_weight, "mse_weight": cfg.mse_weight}
     loop.run(state, cfg.loop, train_step, run_dir=run_dir, config=config, evaluate=_evaluator(vae, ema, data.test.images), eval_every=cfg.eval_every, progress=progress)
-    if loop.world()[0] != 0:
+    if not _finished(state, cfg, run_dir):
         return run_dir
     final = (ema["vae"].module if ema else vae).float().eval()
     scores = evaluate_vae(final, data.test.images)
