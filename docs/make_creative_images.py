@@ -15,9 +15,11 @@ from PIL import Image
 
 from latentscape.interfaces.cli import main
 from latentscape.io.grid import contact_sheet
+from latentscape.workflows.adherence import EMOJI_NAMES
 
 OUT = Path(__file__).parent / "images"
 CAT = "cat face, google style"
+SWEEP_SET = [f"{name}, {style} style" for name, style in zip(EMOJI_NAMES[:8], ("google", "twitter") * 4)]
 COMMANDS = {
     "source": ["generate", CAT, "--seed", "7", "-o", "{tmp}/source.png"],
     "vary": ["vary", "{tmp}/source.png", "-n", "4", "--strength", "subtle", "--variation-seed", "100", "-o", "{tmp}/vary.png"],
@@ -31,7 +33,10 @@ COMMANDS = {
     "map": ["map", f"{CAT}@1", "dog face, twitter style@2", "grinning face, twitter style@3", "fire, google style@4",
             "--grid", "7x7", "-o", str(OUT / "map.png"), "--html", str(OUT / "map.html")],
     "sweep": ["sweep", CAT, "--cfg", "1,3,5,7.5,10,15", "--seeds", "4", "--seed", "0", "-o", str(OUT / "sweep.png"),
-              "--chart", str(OUT / "sweep-chart.png")],
+              "--chart", "{tmp}/sweep-cat-chart.png"],
+    # the chart: the 8-prompt set of the monotone-adherence test, 4 seeds each
+    "sweep_set": ["sweep", *SWEEP_SET, "--cfg", "1,3,5,7.5,10,15", "--seeds", "4", "--seed", "0", "--steps", "20",
+                  "-o", "{tmp}/sweep-set.png", "--chart", str(OUT / "sweep-chart.png")],
     "math_a": ["generate", "cat face, google style", "--seed", "7", "-o", "{tmp}/math_a.png"],
     "math": ["math", '"cat face, google style" - "google style" + "twitter style"', "--seed", "7", "-o", "{tmp}/math.png"],
 }

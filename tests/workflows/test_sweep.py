@@ -112,21 +112,24 @@ def test_emoji_candidates():
     assert "unicorn face, twitter style" in cands and "cat face, google style" in cands
 
 
-# The fixed prompt set of the monotone-adherence test: names from the distractor set, both styles.
-ADHERENCE_PROMPTS = ("grinning face, google style", "cat face, twitter style", "fire, google style",
-                     "red apple, twitter style", "ghost, google style", "rocket, twitter style")
+# The fixed prompt set of the monotone-adherence test: the first 8 names of the classifier's distractor set,
+# styles alternating (google, twitter, ...); 8 seeds each (0-7), 20 Euler steps: 64 images per CFG.
+ADHERENCE_PROMPTS = tuple(f"{name}, {style} style" for name, style in zip(adherence.EMOJI_NAMES[:8], ("google", "twitter") * 4))
 ADHERENCE_CFGS = (1.0, 3.0, 5.0, 7.5)
 
 
 @pytest.mark.slow
-def test_adherence_grows_with_cfg_on_the_embedded_model(embedded):
-    """Caption-retrieval adherence is non-decreasing in CFG over {1, 3, 5, 7.5} for the documented prompt
-    set (6 prompts x 4 seeds, seeds 0-3, 20 Euler steps), and CFG 7.5 beats CFG 1."""
-    out = sweep(embedded, SweepConfig(prompts=ADHERENCE_PROMPTS, cfgs=ADHERENCE_CFGS, seeds=4, seed=0, steps=20,
+def test_adherence_grows_and_diversity_falls_with_cfg_on_the_embedded_model(embedded):
+    """On the documented prompt set, caption-retrieval adherence is non-decreasing in CFG over {1, 3, 5, 7.5}
+    and CFG 7.5 beats CFG 1; diversity across seeds is non-increasing (the seed's trade-off, measured).
+    Shipped model: adherence 0.984 / 1 / 1 / 1, diversity 0.163 / 0.125 / 0.117 / 0.115."""
+    out = sweep(embedded, SweepConfig(prompts=ADHERENCE_PROMPTS, cfgs=ADHERENCE_CFGS, seeds=8, seed=0, steps=20,
                                       adherence="classifier", batch_size=32))
     values = [row["adherence"] for row in out.info["table"]]
+    diversity = [row["diversity"] for row in out.info["table"]]
     assert is_monotone(values), f"adherence by CFG {ADHERENCE_CFGS}: {values}"
     assert values[-1] > values[0], f"adherence by CFG {ADHERENCE_CFGS}: {values}"
+    assert is_monotone(diversity, increasing=False), f"diversity by CFG {ADHERENCE_CFGS}: {diversity}"
 
 
 def _tiny_clip(folder, sd_folder):
