@@ -1,8 +1,8 @@
 """``latentscape train``: build the emoji data, train the VAE and the diffusion model, export, evaluate.
 
 Stages (each resumable, seeded): ``data`` -> ``vae`` -> ``diffusion`` -> ``export`` -> ``eval``.
-Run outputs go to ``--runs`` (default ``./runs``, git-ignored). Until the main CLI
-registers this module, run it as ``python -m latentscape.interfaces.train_cli <stage> ...``.
+Run outputs go to ``--runs`` (default ``./runs``, git-ignored). The main CLI registers these as
+``latentscape train <stage>``; ``python -m latentscape.interfaces.train_cli train <stage>`` works too.
 """
 
 from __future__ import annotations
