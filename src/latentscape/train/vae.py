@@ -130,12 +130,9 @@ def train(cfg: VAETrainConfig, data_path: Path | str | None, run_dir: Path, *, r
         (rec + cfg.kl_weight * kl).backward()
         return {"loss": rec.item(), "kl": kl.item()}
 
-    loop.run(state, cfg.loop, train_step, run_dir=run_dir, config=config, evaluate=_evaluator(vae, ema, data.test.images), eval_every=cfg.eval_every, progress=progress)
-    if not _finished(state, cfg, run_dir):
+    final, scores = _run_and_score(state, cfg, train_step, run_dir, config, vae, ema, data, "VAE", progress)
+    if final is None:
         return run_dir
-    final = (ema["vae"].module if ema else vae).float().eval()
-    scores = evaluate_vae(final, data.test.images)
-    log.info("VAE held-out: PSNR %.2f dB, SSIM %.4f (step %d)", scores["psnr"], scores["ssim"], state.step)
     save_vae(final, data, run_dir)
     (run_dir / "vae_eval.json").write_text(json.dumps(scores | {"step": state.step, "wall_seconds": state.extra.get("wall_seconds", 0.0), "params": n_params(final), "hardware": loop.hardware(dev)}, indent=2))
     return run_dir
@@ -149,6 +146,20 @@ def _finished(state: loop.State, cfg: VAETrainConfig, run_dir: Path) -> bool:
                  state.step, cfg.loop.steps, run_dir / "vae")
         return False
     return loop.world()[0] == 0
+
+
+def _run_and_score(state, cfg: VAETrainConfig, train_step, run_dir: Path, config: dict, vae, ema: dict, data, label: str,
+                   progress: bool):
+    """Run the loop; once the schedule is finished (on rank 0): the final weights in eval mode and their held-out
+    scores, else (None, None)."""
+    loop.run(state, cfg.loop, train_step, run_dir=run_dir, config=config, evaluate=_evaluator(vae, ema, data.test.images),
+             eval_every=cfg.eval_every, progress=progress)
+    if not _finished(state, cfg, run_dir):
+        return None, None
+    final = (ema["vae"].module if ema else vae).float().eval()
+    scores = evaluate_vae(final, data.test.images)
+    log.info("%s held-out: PSNR %.2f dB, SSIM %.4f (step %d)", label, scores["psnr"], scores["ssim"], state.step)
+    return final, scores
 
 
 def _evaluator(vae, ema: dict, images: np.ndarray):
@@ -203,12 +214,9 @@ def finetune_decoder(cfg: VAETrainConfig, data_path: Path | str | None, vae_run:
         rec.backward()
         return {"loss": rec.item()}
 
-    loop.run(state, cfg.loop, train_step, run_dir=run_dir, config=config, evaluate=_evaluator(vae, ema, data.test.images), eval_every=cfg.eval_every, progress=progress)
-    if not _finished(state, cfg, run_dir):
+    final, scores = _run_and_score(state, cfg, train_step, run_dir, config, vae, ema, data, "VAE (decoder fine-tuned)", progress)
+    if final is None:
         return run_dir
-    final = (ema["vae"].module if ema else vae).float().eval()
-    scores = evaluate_vae(final, data.test.images)
-    log.info("VAE (decoder fine-tuned) held-out: PSNR %.2f dB, SSIM %.4f (step %d)", scores["psnr"], scores["ssim"], state.step)
     final.save_pretrained(run_dir / "vae")
     shutil.copy2(vae_run / "latents.npz", run_dir / "latents.npz")
     base = json.loads((vae_run / "vae_eval.json").read_text()) if (vae_run / "vae_eval.json").is_file() else {}
