@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from latentscape.core import metrics as core_metrics
 from latentscape.errors import LatentscapeError
 from latentscape.train import configs, data, diffusion, evaluate, export, loop, metrics, vae
 
@@ -211,8 +212,8 @@ def test_eval_measures(runs, dataset, tmp_path):
     assert evaluate.score(d.images[idx], d.names[idx], d.styles[idx], d.train) == {"name_top1": 1.0, "style_acc": 1.0}
     x = torch.rand(4, 3, 16, 16)
     assert metrics.psnr(x, x).min() > 90 and metrics.ssim(x, x).min() == pytest.approx(1.0, abs=1e-4)
-    assert metrics.pairwise_l2(torch.stack([x[0]] * 3)) == pytest.approx(0.0, abs=1e-3)
-    assert metrics.pairwise_l2(torch.stack([torch.zeros(3, 16, 16), torch.ones(3, 16, 16)])) == pytest.approx(1.0)
+    assert core_metrics.mean_pairwise_distance(torch.stack([x[0]] * 3)) == pytest.approx(0.0, abs=1e-3)
+    assert core_metrics.mean_pairwise_distance(torch.stack([torch.zeros(3, 16, 16), torch.ones(3, 16, 16)])) == pytest.approx(1.0)
 
     model = export.export(runs / "vae", runs / "diffusion", tmp_path / "model", data_path=dataset)
     cfg = evaluate.EvalConfig(n_captions=2, steps=2, sweep_prompts=1, sweep_seeds=2, batch=4)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from latentscape.train import data as emoji_data
-from latentscape.train import metrics
+from latentscape.core import metrics as core_metrics
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +73,9 @@ def generate(pipe, prompts: Sequence[str], seeds: Sequence[int], guidance_scale:
     return np.concatenate(out)
 
 
-def nearest(images: np.ndarray, reference: np.ndarray, batch: int = 512) -> np.ndarray:
+def nearest(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Index of the nearest reference image by pixel L2 for each image (both uint8 (N, H, W, 3))."""
-    ref = torch.from_numpy(reference).reshape(len(reference), -1).double()  # float32 loses the small differences
-    ref_sq = ref.square().sum(1)
-    out = []
-    for i in range(0, len(images), batch):
-        q = torch.from_numpy(images[i : i + batch]).reshape(-1, ref.shape[1]).double()
-        d = q.square().sum(1, keepdim=True) - 2 * q @ ref.T + ref_sq[None]
-        out.append(d.argmin(1))
-    return torch.cat(out).numpy()
+    return core_metrics.nearest_neighbours(torch.from_numpy(images), torch.from_numpy(reference)).numpy()
 
 
 def score(images: np.ndarray, names: Sequence[str], styles: Sequence[str], train: emoji_data.EmojiData) -> dict[str, float]:
@@ -111,7 +104,7 @@ def cfg_sweep(pipe, data: emoji_data.EmojiData, indices: Sequence[int], cfg: Eva
         images = generate(pipe, prompts, seeds, g, cfg.steps, cfg.batch)
         s = score(images, data.names[idx], data.styles[idx], data.train)
         x = torch.from_numpy(images).float().div(255).reshape(len(indices), cfg.sweep_seeds, -1)
-        diversity = float(torch.stack([metrics.pairwise_l2(group) for group in x]).mean())
+        diversity = float(np.mean([core_metrics.mean_pairwise_distance(group) for group in x]))
         rows.append({"guidance_scale": g, **s, "diversity": diversity})
         log.info("CFG %.1f: %s (%.0f s)", g, rows[-1], time.monotonic() - t)
     return rows

@@ -36,11 +36,3 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return s.flatten(1).mean(1)
-
-
-def pairwise_l2(x: torch.Tensor) -> torch.Tensor:
-    """Mean pairwise pixel L2 distance within a set of images (N, ...), RMS-normalised per value."""
-    flat = x.float().flatten(1)
-    d = torch.cdist(flat, flat) / flat.shape[1] ** 0.5
-    n = flat.shape[0]
-    return d.sum() / (n * (n - 1))
