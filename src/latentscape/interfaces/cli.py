@@ -24,6 +24,8 @@ COMMANDS = (
     "latentscape.interfaces.commands.latent_map",
     "latentscape.interfaces.commands.sweep",
     "latentscape.interfaces.commands.latent_math",
+    "latentscape.interfaces.commands.invert",
+    "latentscape.interfaces.commands.smoothness",
     "latentscape.interfaces.commands.models",
     "latentscape.interfaces.train_cli",
 )
