@@ -9,6 +9,9 @@
   pacing a morph whose frames share one model's style.
 - ``auto`` (the default): ``lpips`` when available, else ``lab``.
 
+Smoothness reports add a second, independent distance, ``ssim`` (1 − SSIM over three scales,
+:func:`latentscape.core.smoothness.ssim_distance`), which no pacing optimises.
+
 Distances are computed from the 8-bit frames exactly as saved, so a resumed render measures the same
 numbers as an uninterrupted one.
 """
@@ -24,6 +27,7 @@ import torch
 from PIL import Image
 
 from latentscape.core.pacing import lab_distance
+from latentscape.core.smoothness import SmoothnessReport, adjacent_pairs, ssim_distance, step_stats
 from latentscape.errors import LatentscapeError
 
 DISTANCES = ("auto", "lab", "lpips")
@@ -67,7 +71,8 @@ def _lpips(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return _lpips_model()(x.float() * 2 - 1, y.float() * 2 - 1).flatten().double()
 
 
-METRICS: dict[str, Distance] = {"lab": lab_distance, "lpips": _lpips}
+STRUCTURAL = "ssim"  # the report's second distance
+METRICS: dict[str, Distance] = {"lab": lab_distance, "lpips": _lpips, STRUCTURAL: ssim_distance}
 
 
 def _tensor(images: Sequence[Image.Image]) -> torch.Tensor:
@@ -75,12 +80,32 @@ def _tensor(images: Sequence[Image.Image]) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2)
 
 
-def consecutive_distances(images: Sequence[Image.Image], metric: str, closed: bool = False, chunk: int = 16) -> list[float]:
-    """Distance from each frame to the next (closed paths: and from the last back to the first)."""
+def pair_distances(pairs: Sequence[tuple[Image.Image, Image.Image]], metric: str, chunk: int = 16) -> list[float]:
+    """The distance of each (image, image) pair, ``chunk`` pairs per call of the metric."""
     fn = METRICS[metric]
-    pairs = list(zip(images, images[1:])) + ([(images[-1], images[0])] if closed else [])
     out: list[float] = []
     for i in range(0, len(pairs), chunk):
         part = pairs[i:i + chunk]
         out += fn(_tensor([p[0] for p in part]), _tensor([p[1] for p in part])).tolist()
     return out
+
+
+def consecutive_distances(images: Sequence[Image.Image], metric: str, closed: bool = False, chunk: int = 16) -> list[float]:
+    """Distance from each frame to the next (closed paths: and from the last back to the first)."""
+    pairs = list(zip(images, images[1:])) + ([(images[-1], images[0])] if closed else [])
+    return pair_distances(pairs, metric, chunk)
+
+
+def smoothness_report(
+    images: Sequence[Image.Image],
+    metric: str,
+    *,
+    closed: bool = False,
+    model_evaluations: int | None = None,
+    full_render_evaluations: int | None = None,
+) -> SmoothnessReport:
+    """Smoothness of ``images`` by ``metric`` (a resolved perceptual distance) and by the structural one."""
+    names = [metric] + ([STRUCTURAL] if metric != STRUCTURAL else [])
+    pairs = [(images[i], images[j]) for i, j in adjacent_pairs(len(images), closed)]
+    stats = {name: step_stats(pair_distances(pairs, name), frames=len(images)) for name in names}
+    return SmoothnessReport(stats, len(images), model_evaluations, full_render_evaluations)
