@@ -48,7 +48,37 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    for verb in sub.choices.values():  # every verb takes --threads (the train stages have their own)
+        if not any(isinstance(a, argparse._SubParsersAction) or "--threads" in a.option_strings for a in verb._actions):
+            verb.add_argument("--threads", type=_thread_count, default=None, metavar="N",
+                              help="CPU threads for torch (default: torch's own choice, one per physical core)")
     return parser
+
+
+def _thread_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a thread count; accepted: a whole number of at least 1")
+    return value
+
+
+def set_thread_policy(threads: int | None) -> None:
+    """Keep CPU renders fast when other processes share the cores; called by the CLI, never on import.
+
+    OpenMP's default lets idle worker threads spin at every barrier: with another process on a core, each
+    parallel region then waits for a descheduled spinner, and a morph runs 3-10x slower. A passive wait
+    policy must be in the environment before torch loads its OpenMP runtime. The thread count changes
+    nothing in the pixels (tests/cli/test_threads.py).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        os.environ["MKL_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -72,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries("--verbose" in argv or "-v" in argv[:1])
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_thread_policy(getattr(args, "threads", None))
     try:
         return int(args.func(args) or 0)
     except LatentscapeError as exc:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from latentscape.core.noise import SEED_LIMIT
+from latentscape.core.seeds import SEED_LIMIT
 from latentscape.errors import LatentscapeError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
