@@ -102,6 +102,7 @@ def denoise(
     callback: StepCallback | None = None,
     cond_schedule: Callable[[int, int], Conditioning] | None = None,
     noise_path: NoisePath | None = None,
+    start_step: int = 0,
 ) -> torch.Tensor:
     """Denoise ``noise`` (B, C, h, w) into model-space latents.
 
@@ -110,6 +111,11 @@ def denoise(
     - ``init_latents`` + ``strength`` < 1: img2img, starting part-way through the schedule.
     - ``generators``: one CPU generator per item for stochastic samplers (ancestral, LCM).
     - ``noise_path``: instead of ``generators``, step noise interpolated between streams (morphs).
+    - ``start_step`` k > 0: ``noise`` is the latents at step k of a run with these settings (what that run
+      holds after its first k steps): the schedule begins there, and the step noise of stochastic samplers
+      (``generators`` or ``noise_path``) is advanced past the k skipped steps' draws, so starting from a
+      run's own latents at step k reproduces that run. Multistep samplers (dpmpp_2m, unipc) restart their
+      order at step k (no history), as diffusers' img2img does: close to, not equal to, the full run.
     - ``callback(StepState)`` after every model evaluation; returning False cancels (:class:`Cancelled`).
     - ``cond_schedule(step, total)``: conditioning (B items) for each step instead of ``cond`` (prompt
       editing, A1111 ``[a:b:step]``); it is re-batched only when it returns a different object.
@@ -122,7 +128,14 @@ def denoise(
     timesteps = model.set_timesteps(scheduler, steps, height, width)
 
     latents = noise.to(model.device, model.dtype)
-    if init_latents is not None:
+    if start_step:
+        begin = start_step * scheduler.order  # a step boundary: second-order (heun) state is clean there
+        if init_latents is not None or not 0 < begin < len(timesteps):
+            raise ValueError(f"start_step {start_step} needs no init_latents and 0 < start_step < steps ({steps})")
+        timesteps = timesteps[begin:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(begin)
+    elif init_latents is not None:
         begin = start_index(steps, strength, scheduler.order)
         timesteps = timesteps[begin:]
         if len(timesteps) == 0:
@@ -159,9 +172,11 @@ def denoise(
     if "generator" in step_params and noise_path is not None:
         if not (len(noise_path.a) == len(noise_path.b) == len(noise_path.t) == batch):
             raise ValueError(f"noise_path needs a, b and t for each of the {batch} items")
-        streams = [g.get_state() for g in noise_path.sources]
+        streams = [_advanced(g.get_state(), start_step, (1, *noise.shape[1:]), model.dtype) for g in noise_path.sources]
     elif "generator" in step_params and generators is not None:
         step_kwargs["generator"] = list(generators) if len(generators) > 1 else generators[0]
+        for g in generators if start_step else ():  # past what the skipped steps drew (one generator: all items)
+            g.set_state(_advanced(g.get_state(), start_step, (1 if len(generators) > 1 else batch, *noise.shape[1:]), model.dtype))
     if "eta" in step_params:
         step_kwargs["eta"] = 0.0
 
@@ -194,6 +209,16 @@ def _generator(state: torch.Tensor) -> torch.Generator:
     g = torch.Generator("cpu")
     g.set_state(state.clone())
     return g
+
+
+def _advanced(state: torch.Tensor, draws: int, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    """A CPU generator state after ``draws`` standard-normal draws of ``shape`` (a stochastic sampler's steps)."""
+    if draws == 0:
+        return state
+    g = _generator(state)
+    for _ in range(draws):
+        torch.randn(tuple(shape), generator=g, dtype=dtype)
+    return g.get_state()
 
 
 def _path_step(scheduler, out, t, latents, path: NoisePath, streams: list[torch.Tensor], step_kwargs: dict):
