@@ -163,9 +163,43 @@ def save_checkpoint(path: Path, state: State, config: dict) -> None:
     os.replace(tmp, path)
 
 
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint's contents, unpickled with ``weights_only=True``: tensors and plain values only.
+
+    A checkpoint is a file anyone who can write to the run folder can plant, and a full unpickle runs
+    whatever code it names; the restricted unpickler refuses every class outside torch's allow-list
+    before constructing it, so a tampered checkpoint is refused without running its payload."""
+    import pickle
+    import zipfile
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols before refusing: the error says it all
+            warnings.simplefilter("ignore")
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        import re
+
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found:
+            raise LatentscapeError(f"the checkpoint {path} names {found.group(1)}, not only tensors and plain values, so "
+                                   "it could run code when loaded and was not loaded; delete it or pass --fresh to start over.") from None
+        raise LatentscapeError(f"the checkpoint {path} could not be read (it is damaged or not a PyTorch checkpoint); "
+                               "delete it or pass --fresh to start over.") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LatentscapeError(f"the checkpoint {path} could not be read ({first}); delete it or pass --fresh to start over.") from None
+    missing = [k for k in ("step", "modules", "optimizer", "ema") if not isinstance(blob, dict) or k not in blob]
+    if missing:
+        raise LatentscapeError(f"the checkpoint {path} is not a latentscape training checkpoint (it lacks "
+                               f"{', '.join(missing)}); delete it or pass --fresh to start over.")
+    return blob
+
+
 def load_checkpoint(path: Path, state: State, config: dict | None = None) -> None:
     """Load ``path`` into ``state``; with ``config``, first refuse a checkpoint trained with a different one."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    blob = read_checkpoint(path)
     differ = config_differences(blob["config"], config) if config is not None and "config" in blob else []
     if differ:
         raise LatentscapeError(f"the checkpoint {path} was trained with other values of {', '.join(differ)}; "
