@@ -27,6 +27,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from latentscape.errors import LatentscapeError
+
 log = logging.getLogger(__name__)
 
 STYLES: tuple[str, ...] = ("google", "twitter")
@@ -145,16 +147,54 @@ def npm_pack(packages: Sequence[str], cache: Path) -> dict[str, Path]:
         try:
             subprocess.run(["npm", "pack", *missing], cwd=cache, check=True, capture_output=True, text=True)
         except FileNotFoundError:
-            raise RuntimeError("`npm` was not found: install Node.js/npm or put the package tarballs in the cache.") from None
+            raise LatentscapeError("`npm` was not found: install Node.js/npm or put the package tarballs in the cache.") from None
         found = {p: _tarballs(p, cache) for p in packages}
     return {p: tars[-1] for p, tars in found.items()}
 
 
-def _read_member(tar: tarfile.TarFile, name: "str | tarfile.TarInfo") -> bytes:
-    f = tar.extractfile(name)
+MAX_MEMBER_BYTES = 64 * 1024 * 1024  # emoji.json is ~1 MB, each image a few KB
+
+
+def checked_members(tar: tarfile.TarFile, tarball: Path):
+    """The tarball's members, each refused unless it is a plain file or folder with a relative path inside
+    the archive and a sane size. Members are only ever read into memory (never extracted to disk), but a
+    link would still make ``extractfile`` read another member or fail obscurely, and a package from npm is
+    untrusted input: one sentence says what is wrong."""
+    for member in tar:
+        name = member.name
+        what = None
+        if member.issym():
+            what = f"a symbolic link (to '{member.linkname}')"
+        elif member.islnk():
+            what = f"a hard link (to '{member.linkname}')"
+        elif name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+            what = "an absolute path"
+        elif ".." in re.split(r"[/\\]", name):
+            what = "a path with a '..' part"
+        elif not (member.isfile() or member.isdir()):
+            what = "a device, FIFO or other special file"
+        elif member.size > MAX_MEMBER_BYTES:
+            what = f"a file of {member.size} bytes (more than {MAX_MEMBER_BYTES})"
+        if what is not None:
+            raise LatentscapeError(f"the data tarball {tarball.name} holds '{name}', {what}; refusing to read it "
+                                   f"(delete {tarball} and fetch the package again).")
+        yield member
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    f = tar.extractfile(member)
     if f is None:
-        raise KeyError(name)
+        raise KeyError(member.name)
     return f.read()
+
+
+def _read_named(tarball: Path, name: str) -> bytes:
+    """One member's bytes, every member on the way checked by :func:`checked_members`."""
+    with tarfile.open(tarball) as t:
+        for member in checked_members(t, tarball):
+            if member.name == name:
+                return _read_member(t, member)
+    raise LatentscapeError(f"the data tarball {tarball.name} has no '{name}'; delete {tarball} and fetch the package again.")
 
 
 def build(cache: Path | None = None, out: Path | None = None, *, fraction: float = 0.05, seed: int = 0) -> Path:
@@ -162,15 +202,15 @@ def build(cache: Path | None = None, out: Path | None = None, *, fraction: float
     cache = Path(cache) if cache is not None else default_cache()
     out = Path(out) if out is not None else cache / DATA_FILE
     tars = npm_pack(PACKAGES, cache)
-    with tarfile.open(tars["emoji-datasource"]) as t:
-        emoji_json = json.loads(_read_member(t, "package/emoji.json"))
+    emoji_json = json.loads(_read_named(tars["emoji-datasource"], "package/emoji.json"))
     items = entries(emoji_json)
     images = np.zeros((len(items), SIZE, SIZE, 3), dtype=np.uint8)
     keep = np.zeros(len(items), dtype=bool)
     for style in STYLES:
         wanted = {f"package/img/{style}/64/{e.image}": i for i, e in enumerate(items) if e.style == style}
-        with tarfile.open(tars[f"emoji-datasource-{style}"]) as t:
-            for member in t:  # one sequential pass: random access into a .tgz re-reads the stream
+        tarball = tars[f"emoji-datasource-{style}"]
+        with tarfile.open(tarball) as t:
+            for member in checked_members(t, tarball):  # one sequential pass: random access into a .tgz re-reads the stream
                 i = wanted.get(member.name)
                 if i is not None:
                     images[i] = on_white(_read_member(t, member))
