@@ -60,7 +60,7 @@ def test_resume_finishes_without_redoing_frames_and_gives_the_identical_video(sd
     assert not (tmp_path / f"part.{ext}.frames").exists()  # the working frames are removed once the video exists
 
 
-def test_resume_without_save_frames_keeps_the_folder_the_interrupted_render_was_told_to_keep(sd, tmp_path):
+def test_resume_keeps_the_save_frames_folder_and_needs_it_named_again(sd, tmp_path):
     config = MorphConfig(keyframes=KEYFRAMES[:2], frames=5, steps=1, seed=1, batch_size=2)
     full = tmp_path / "full.gif"
     render_morph(sd, config, full)
@@ -69,11 +69,99 @@ def test_resume_without_save_frames_keeps_the_folder_the_interrupted_render_was_
     with pytest.raises(Stop):
         render_morph(sd, config, part, save_frames=keep, progress=stop_after(2))
     assert json.loads((tmp_path / "part.gif.manifest.json").read_text())["keep_frames"] is True
-    render_morph(sd, config, part, resume=True)  # no --save-frames: "leave it out" must not delete them
+    # the manifest's word is not enough to use a folder: the resume must name it
+    with pytest.raises(LatentscapeError, match=r"keeps its frames in '.*keep', not in '.*part.gif.frames'; pass save_frames"):
+        render_morph(sd, config, part, resume=True)
+    render_morph(sd, config, part, resume=True, save_frames=keep)
     assert sorted(p.name for p in keep.glob("*.png")) == [f"frame_0000{i}.png" for i in range(5)]
     assert part.read_bytes() == full.read_bytes()
     manifest = json.loads((tmp_path / "part.gif.manifest.json").read_text())
     assert manifest["complete"] and manifest["frames_dir"] == str(keep.resolve())
+
+
+def _planted(sd, tmp_path, config, output, **changes):
+    """Interrupt a render of ``output``, then edit its manifest as an attacker would."""
+    with pytest.raises(Stop):
+        render_morph(sd, config, output, progress=stop_after(2))
+    path = tmp_path / f"{output.name}.manifest.json"
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture
+def victim(tmp_path):
+    folder = tmp_path / "precious"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    (folder / "frame_00000.png").write_bytes(b"not a frame of yours")
+    (folder / "sub" / "deep.txt").write_text("mine too")
+    return folder
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("complete", [False, True])
+def test_a_planted_manifest_cannot_make_resume_touch_another_folder(sd, victim, tmp_path, complete):
+    before = _tree(victim)
+    config = MorphConfig(keyframes=KEYFRAMES[:2], frames=4, steps=1, seed=1, batch_size=2)
+    out = tmp_path / "m.gif"
+    _planted(sd, tmp_path, config, out, frames_dir=str(victim), keep_frames=False, complete=complete)
+    if complete:  # a finished manifest: the resume renders into the output's own folder and cleans only that
+        render_morph(sd, config, out, resume=True)
+        assert out.is_file() and not (tmp_path / "m.gif.frames").exists()
+    else:
+        with pytest.raises(LatentscapeError, match="keeps its frames in '.*precious'.*is used only when it is named"):
+            render_morph(sd, config, out, resume=True)
+    assert _tree(victim) == before
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"stages": {"final": {"positions": [0, 0.5, 1, 1.5], "frames": [None]}}}, r"stages.final.frames has 1 entries, expected a list of 4"),
+    ({"stages": {"final": {"positions": "0,1", "frames": []}}}, r"stages.final.positions is not a list of finite numbers"),
+    ({"stages": {"final": {"positions": [0], "frames": [{"png": "../../etc/passwd", "sha256": "0" * 64, "u": 0, "t": 0, "a": 0, "b": 1}]}}},
+     r"stages.final.frames\[0\].png is \"../../etc/passwd\", expected \"frame_00000.png\""),
+    ({"stages": {"final": {"positions": [0], "frames": [{"png": "frame_00000.png", "sha256": "x", "u": 0, "t": 0, "a": 0, "b": 1}]}}},
+     r"sha256 is not a SHA-256"),
+    ({"stages": {"final": {"positions": [0], "frames": [{"png": "frame_00000.png", "sha256": "0" * 64, "u": "0", "t": 0, "a": 0, "b": 1}]}}},
+     r"frames\[0\].u is a string, expected a finite number"),
+    ({"stages": []}, r"stages is a list, expected an object or null"),
+    ({"stages": {"other": {}}}, r"stages.other is not a stage"),
+    ({"keep_frames": "yes"}, r"keep_frames is a string, expected true/false or null"),
+    ({"frames_dir": 5}, r"frames_dir is a number, expected a string or null"),
+    ({"format": "1"}, r"has format \"1\"; accepted: a whole number"),
+])
+def test_a_damaged_manifest_is_one_sentence_and_nothing_is_touched(sd, victim, tmp_path, change, needle):
+    config = MorphConfig(keyframes=KEYFRAMES[:2], frames=4, steps=1, seed=1, batch_size=2)
+    out = tmp_path / "m.gif"
+    path = _planted(sd, tmp_path, config, out, **change)
+    frames = _tree(tmp_path / "m.gif.frames")
+    with pytest.raises(LatentscapeError, match=needle) as info:
+        render_morph(sd, config, out, resume=True)
+    assert "\n" not in str(info.value)
+    assert not out.exists() and _tree(tmp_path / "m.gif.frames") == frames
+    assert json.loads(path.read_text())["recipe"]  # the manifest is left as it was
+
+
+def test_cleanup_removes_only_its_own_frame_files_and_never_the_users_probe_folder(sd, tmp_path):
+    keep = tmp_path / "frames"
+    (keep / "probe").mkdir(parents=True)
+    (keep / "probe" / "mine.png").write_bytes(b"the user's own probe folder")
+    work = tmp_path / "p.gif.frames"
+    work.mkdir()
+    (work / "readme.txt").write_text("someone put this here")
+    config = MorphConfig(keyframes=KEYFRAMES[:2], frames=4, steps=1, seed=1, batch_size=2, pacing="perceptual")
+    render_morph(sd, config, tmp_path / "p.gif", save_frames=keep)
+    assert (keep / "probe" / "mine.png").read_bytes() == b"the user's own probe folder"
+    assert sorted(p.name for p in keep.glob("frame_*.png")) == [f"frame_0000{i}.png" for i in range(4)]
+    # the probe frames lived in the output's own folder: removed; the stranger's file and its folder stay
+    assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*")) == ["readme.txt"]
+
+    render_morph(sd, config, tmp_path / "q.gif")  # no --save-frames: the working folder goes entirely
+    assert not (tmp_path / "q.gif.frames").exists()
 
 
 def test_resume_reuses_the_seed_a_keyframe_of_seed_minus_one_drew(sd, tmp_path):

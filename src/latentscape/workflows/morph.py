@@ -14,7 +14,6 @@ prompt keyframes of such a mixed path are img2img re-renders of their txt2img im
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,7 +35,7 @@ from latentscape.workflows.common import (
 )
 from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe, resolve
 from latentscape.workflows.morph_images import load_keyframe_images
-from latentscape.workflows.morph_manifest import FrameStore, manifest_path, read_manifest_recipe
+from latentscape.workflows.morph_manifest import FrameStore, manifest_path, read_manifest_recipe, work_folder
 from latentscape.workflows.morph_pacing import consecutive_distances, resolve_distance
 from latentscape.workflows.morph_render import (
     Anchors, FrameRenderer, Progress, RenderSettings, build_anchors, encode_images, render_latents,
@@ -263,17 +262,20 @@ def render_morph(
 ) -> MorphOutput:
     """Render a morph to ``output`` (.mp4/.gif/.webp) with its manifest ``<output>.manifest.json``.
 
-    Frames go to ``save_frames`` (kept) or to ``<output>.frames/`` (removed once the video is written) as
-    lossless PNGs, with the manifest updated after every batch. ``resume`` finishes an interrupted render of
-    the same settings without redoing finished frames; the result is identical to an uninterrupted run. A
-    resume uses the interrupted render's frame folder and keeps it if that render was to (``save_frames``
-    may then be left out).
+    Frames go to ``save_frames`` (kept) or to ``<output>.frames/`` (its frame files removed once the video
+    is written) as lossless PNGs, with the manifest updated after every batch. ``resume`` finishes an
+    interrupted render of the same settings without redoing finished frames; the result is identical to an
+    uninterrupted run. A resume must name the same ``save_frames`` folder as the interrupted render: the
+    folder a manifest records is never used on its word alone.
     ``contact_sheet`` also writes all frames on one PNG that carries the recipe (replayable).
     """
     output = check_video_path(output)
     if contact_sheet is not None:
         require(Path(contact_sheet).suffix.lower() == ".png", f"--contact-sheet '{contact_sheet}' must end in .png.")
     mpath = manifest_path(output)
+    work = work_folder(output)
+    require(not work.is_symlink() and not (work.exists() and not work.is_dir()),
+            f"'{work}' (the output's frames folder) is a link or a file; latentscape writes and removes frames only in a real folder of its own: remove it or choose another output.")
     if resume:  # seeds of -1 mean the seeds the interrupted render drew
         previous = read_manifest_recipe(mpath)
         if config.seed == -1:
@@ -282,14 +284,9 @@ def render_morph(
     plan = _plan(model, config)  # validate before touching any file
     recipe = _recipe(model, plan, config)
     if resume:
-        store = FrameStore.resume(mpath, recipe)
-        if save_frames is not None and Path(save_frames).resolve() != store.frames_dir.resolve():
-            raise LatentscapeError(f"--resume: the interrupted render keeps its frames in '{store.frames_dir}', not '{save_frames}'; pass --save-frames {store.frames_dir} or leave it out.")
-        if save_frames is not None:
-            store.keep_frames = store.data["keep_frames"] = True
+        store = FrameStore.resume(mpath, output, recipe, frames_dir=save_frames)
     else:
-        frames_dir = Path(save_frames) if save_frames is not None else Path(f"{output}.frames")
-        store = FrameStore(mpath, frames_dir, recipe, keep_frames=save_frames is not None)
+        store = FrameStore(mpath, output, recipe, frames_dir=save_frames)
         store.save()
     resolved = dataclasses.replace(config, keyframes=tuple(plan.keyframes), seed=plan.seed)  # the seeds drawn for -1
     out = morph(model, resolved, store=store, callback=callback, progress=progress)
@@ -304,11 +301,7 @@ def render_morph(
     store.data["output"] = {"path": str(output), "sha256": file_sha256(output), "frames": len(sequence),
                             "contact_sheet": str(contact_sheet) if contact_sheet else None}
     store.data["complete"] = True
-    if not store.keep_frames:  # recorded in the manifest, so a resume without --save-frames still keeps them
-        shutil.rmtree(store.frames_dir, ignore_errors=True)
-        store.data["frames_dir"] = None
-    else:
-        shutil.rmtree(store.folder("probe"), ignore_errors=True)
+    store.clean_up()
     store.save()
     return out
 

@@ -8,16 +8,26 @@ contact sheet PNG, which carries the same recipe). Layout::
      "stages": {"probe": {...}, "final": {"positions": [u...], "frames": [{"u", "a", "b", "t", "png",
      "sha256"} | null, ...]}}, "pacing": {...}, "output": {...} | null, "complete": false}
 
-Frames are lossless PNGs ``frame_00000.png`` ... in ``frames_dir`` (perceptual pacing's probe frames in
-its ``probe/`` subfolder); ``keep_frames`` records whether the user asked for them (``--save-frames``): a
-resume keeps them if the interrupted run was to, whether or not it repeats ``--save-frames``. A frame counts as done when its PNG exists with the recorded SHA-256. The file is
-replaced atomically after every batch, so an interrupt leaves a manifest that matches the frames on disk.
+Frames are lossless PNGs ``frame_00000.png`` ... in the final frames folder: the user's ``save_frames``
+folder (kept), else the output's own working folder ``<output>.frames/`` (removed once the video exists).
+Perceptual pacing's probe frames always go to ``<output>.frames/probe/``, never into a folder of the user's.
+``keep_frames`` records whether the user asked for the frames. A frame counts as done when its PNG exists
+with the recorded SHA-256. The file is replaced atomically after every batch, so an interrupt leaves a
+manifest that matches the frames on disk.
+
+A manifest is untrusted input (anyone can edit it): :func:`read_manifest` checks every field's type, list
+lengths and frame file names before anything uses it, and ``frames_dir`` is never a reason to read, write or
+delete a folder: the folders come from the output path and the user's ``save_frames`` only. Cleaning up
+deletes only this project's frame files in the output's own working folder, and the folder only if that
+leaves it empty.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,46 +41,94 @@ from latentscape.io.video import save_frames
 
 KIND = "latentscape-morph"
 FORMAT = 1
+STAGES = ("probe", "final")
 # parameters that change only how frames are packaged, not the frames: a resume may change them
 OUTPUT_ONLY = ("fps", "pingpong")
+# the files a frame folder of ours may hold: frames, and the temp names io.files.atomic_path gives them
+FRAME_FILE = re.compile(r"frame_\d{5,}\.png")
+FRAME_PARTIAL = re.compile(r"\.frame_\d{5,}\.[0-9a-f]{8}\.partial\.png")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def manifest_path(output: str | os.PathLike) -> Path:
     return Path(f"{output}.manifest.json")
 
 
-class FrameStore:
-    """Frames on disk plus the manifest that records them; ``save()`` after each batch."""
+def work_folder(output: str | os.PathLike) -> Path:
+    """The output's own frames folder ``<output>.frames/``: the only folder a morph ever removes."""
+    return Path(f"{output}.frames")
 
-    def __init__(self, path: str | os.PathLike, frames_dir: str | os.PathLike, recipe: Recipe, *, keep_frames: bool):
+
+def foreign_files(folder: Path) -> list[Path]:
+    """What ``folder`` holds besides this project's frame files (and its ``probe/`` folder of them)."""
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.name == "probe" and p.is_dir() and not p.is_symlink():
+            out += foreign_files(p)
+        elif p.is_symlink() or not p.is_file() or not (FRAME_FILE.fullmatch(p.name) or FRAME_PARTIAL.fullmatch(p.name)):
+            out.append(p)
+    return out
+
+
+def remove_frames(folder: Path) -> bool:
+    """Delete this project's frame files in ``folder`` (never anything else, never through a symlink), then
+    the folder if that left it empty. Returns whether the folder is gone."""
+    if folder.is_symlink() or not folder.is_dir():
+        return not folder.exists()
+    for p in folder.iterdir():
+        if not p.is_symlink() and p.is_file() and (FRAME_FILE.fullmatch(p.name) or FRAME_PARTIAL.fullmatch(p.name)):
+            p.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:  # something of someone else's is in there: leave it
+        return False
+    return True
+
+
+class FrameStore:
+    """Frames on disk plus the manifest that records them; ``save()`` after each batch.
+
+    ``output`` is the video the frames are for: its ``<output>.frames/`` folder holds the probe frames and,
+    unless ``frames_dir`` (the user's ``save_frames``) says otherwise, the final frames.
+    """
+
+    def __init__(self, path: str | os.PathLike, output: str | os.PathLike, recipe: Recipe, *,
+                 frames_dir: str | os.PathLike | None = None):
         self.path = Path(path)
-        self.frames_dir = Path(frames_dir)
-        self.keep_frames = keep_frames
+        self.work = work_folder(output)
+        self.keep_frames = frames_dir is not None
+        self.frames_dir = Path(frames_dir) if frames_dir is not None else self.work
         self.data: dict[str, Any] = {
             "kind": KIND, "format": FORMAT, "recipe": json.loads(recipe.to_json()),
-            "frames_dir": str(self.frames_dir.resolve()), "keep_frames": keep_frames,
+            "frames_dir": str(self.frames_dir.resolve()), "keep_frames": self.keep_frames,
             "stages": {}, "pacing": None, "output": None, "complete": False,
         }  # fmt: skip
 
     # --- opening --------------------------------------------------------------------------------------
     @classmethod
-    def resume(cls, path: str | os.PathLike, recipe: Recipe) -> "FrameStore":
-        """Reopen an interrupted render, refusing (one sentence) if it was made with other settings."""
+    def resume(cls, path: str | os.PathLike, output: str | os.PathLike, recipe: Recipe, *,
+               frames_dir: str | os.PathLike | None = None) -> "FrameStore":
+        """Reopen an interrupted render, refusing (one sentence) if it was made with other settings or kept
+        its frames in a folder other than the one this run names (the manifest's word is not enough)."""
         data = read_manifest(path)
         old = Recipe.from_json(json.dumps(data["recipe"]))
         check_same(old, recipe, path)
-        default = Path(str(path).removesuffix(".manifest.json") + ".frames")
-        frames_dir = Path(data.get("frames_dir") or default)
-        keep = data.get("keep_frames")
-        if not isinstance(keep, bool):  # a manifest from before "keep_frames": only --save-frames chose another folder
-            keep = frames_dir.resolve() != default.resolve()
-        store = cls(path, frames_dir, recipe, keep_frames=keep)
-        store.data.update({k: data[k] for k in ("stages", "pacing") if k in data})
+        store = cls(path, output, recipe, frames_dir=frames_dir)
+        recorded = data.get("frames_dir")
+        if recorded is not None and not data.get("complete") and Path(recorded).resolve() != store.frames_dir.resolve():
+            kept = data.get("keep_frames") is True
+            hint = f"pass save_frames '{recorded}' to resume it" if kept else "resume with the same settings"
+            raise LatentscapeError(
+                f"the interrupted render of '{path}' keeps its frames in '{recorded}', not in '{store.frames_dir}'; "
+                f"{hint} (a frames folder is used only when it is named for this run).")
+        store.data.update({k: data[k] for k in ("stages", "pacing") if data.get(k) is not None})
         return store
 
     # --- stages and frames ------------------------------------------------------------------------------
     def folder(self, stage: str) -> Path:
-        return self.frames_dir if stage == "final" else self.frames_dir / stage
+        return self.frames_dir if stage == "final" else self.work / stage
 
     def stage(self, stage: str, positions: Sequence[float]) -> dict[str, Any]:
         """The record of ``stage``; a stage recorded with other positions is started over."""
@@ -89,8 +147,8 @@ class FrameStore:
         entry = self.data["stages"].get(stage, {}).get("frames", [])[index]
         if entry is None:
             return None
-        png = self.folder(stage) / entry["png"]
-        if not png.is_file() or file_sha256(png) != entry["sha256"]:
+        png = self.folder(stage) / f"frame_{index:05d}.png"  # the name is ours, whatever the manifest says
+        if png.is_symlink() or not png.is_file() or file_sha256(png) != entry["sha256"]:
             return None
         return load_image(png)
 
@@ -100,24 +158,87 @@ class FrameStore:
         for i, path, (a, b, t) in zip(range(start, start + len(images)), save_frames(images, self.folder(stage), start=start), points):
             record["frames"][i] = {"u": record["positions"][i], "a": a, "b": b, "t": t, "png": path.name, "sha256": file_sha256(path)}
 
+    def clean_up(self) -> None:
+        """After the video is written: remove the probe frames, and the final ones unless they are kept."""
+        remove_frames(self.work / "probe")
+        if not self.keep_frames:
+            remove_frames(self.work)
+            self.data["frames_dir"] = None
+
     def save(self) -> None:
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(self.data, indent=1, ensure_ascii=False))
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The manifest at ``path``, its every field checked (one sentence naming the first bad one)."""
     path = Path(path)
     if not path.is_file():
         raise LatentscapeError(f"manifest '{path}' does not exist; --resume needs the manifest of an earlier run of the same command.")
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         raise LatentscapeError(f"manifest '{path}' cannot be read as JSON; it is not a latentscape morph manifest.") from None
-    if not isinstance(data, dict) or data.get("kind") != KIND or "recipe" not in data:
-        raise LatentscapeError(f"'{path}' is not a latentscape morph manifest (no kind '{KIND}' with a recipe).")
-    if data.get("format", 0) > FORMAT:
-        raise LatentscapeError(f"manifest '{path}' has format {data.get('format')}, newer than this latentscape reads ({FORMAT}); upgrade latentscape.")
+    if not isinstance(data, dict) or data.get("kind") != KIND or not isinstance(data.get("recipe"), dict):
+        raise LatentscapeError(f"'{path}' is not a latentscape morph manifest (no kind '{KIND}' with a recipe object).")
+    fmt = data.get("format", 0)
+    if not isinstance(fmt, int) or isinstance(fmt, bool):
+        raise LatentscapeError(f"manifest '{path}' has format {json.dumps(fmt)}; accepted: a whole number up to {FORMAT}.")
+    if fmt > FORMAT:
+        raise LatentscapeError(f"manifest '{path}' has format {fmt}, newer than this latentscape reads ({FORMAT}); upgrade latentscape.")
+    problem = _manifest_problem(data)
+    if problem:
+        raise LatentscapeError(f"manifest '{path}' is damaged: {problem}; start over without --resume.")
     return data
+
+
+def _manifest_problem(data: dict[str, Any]) -> str | None:
+    """The first field of a manifest that is not what this module writes, in words; None when all are."""
+    types = {"frames_dir": (str, type(None)), "keep_frames": (bool, type(None)), "complete": (bool, type(None)),
+             "pacing": (dict, type(None)), "output": (dict, type(None)), "stages": (dict, type(None))}
+    for key, accepted in types.items():
+        if key in data and not isinstance(data[key], accepted):
+            names = " or ".join("null" if t is type(None) else {"str": "a string", "bool": "true/false", "dict": "an object"}[t.__name__] for t in accepted)
+            return f"{key} is {_kind(data[key])}, expected {names}"
+    for name, record in (data.get("stages") or {}).items():
+        where = f"stages.{name}"
+        if name not in STAGES:
+            return f"{where} is not a stage (accepted: {', '.join(STAGES)})"
+        if not isinstance(record, dict):
+            return f"{where} is {_kind(record)}, expected an object"
+        positions, frames = record.get("positions"), record.get("frames")
+        if not isinstance(positions, list) or not all(_number(u) for u in positions):
+            return f"{where}.positions is not a list of finite numbers"
+        if not isinstance(frames, list) or len(frames) != len(positions):
+            got = f"{len(frames)} entries" if isinstance(frames, list) else _kind(frames)
+            return f"{where}.frames has {got}, expected a list of {len(positions)} (one per position)"
+        for i, entry in enumerate(frames):
+            if entry is None:
+                continue
+            if not isinstance(entry, dict):
+                return f"{where}.frames[{i}] is {_kind(entry)}, expected an object or null"
+            if entry.get("png") != f"frame_{i:05d}.png":
+                return f"{where}.frames[{i}].png is {json.dumps(entry.get('png'))[:80]}, expected \"frame_{i:05d}.png\""
+            if not isinstance(entry.get("sha256"), str) or not _SHA256.fullmatch(entry["sha256"]):
+                return f"{where}.frames[{i}].sha256 is not a SHA-256 in hex"
+            for key in ("u", "t"):
+                if not _number(entry.get(key)):
+                    return f"{where}.frames[{i}].{key} is {_kind(entry.get(key))}, expected a finite number"
+            for key in ("a", "b"):
+                if not isinstance(entry.get(key), int) or isinstance(entry.get(key), bool) or entry[key] < 0:
+                    return f"{where}.frames[{i}].{key} is {_kind(entry.get(key))}, expected a keyframe index"
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    name = {"str": "a string", "bool": "true/false", "dict": "an object", "list": "a list", "int": "a number", "float": "a number"}
+    return name.get(type(value).__name__, type(value).__name__)
 
 
 def read_manifest_recipe(path: str | os.PathLike) -> Recipe:
