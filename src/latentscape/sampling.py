@@ -55,6 +55,31 @@ class NoisePath:
     t: Sequence[float]
 
 
+@dataclass(frozen=True)
+class StepNoise:
+    """Stored per-step noise (an ``exact`` inversion's): after scheduler step i, item b's latents get
+    ``scales[i]·noise[i, b]`` added, so a deterministic sampler retraces a recorded trajectory exactly.
+
+    ``noise`` (steps, B, C, h, w) float32, ``scales`` (steps,) float32: the noise level each step starts
+    from, so the stored maps are O(1) like Gaussian noise and two streams can be slerped step by step.
+    """
+
+    noise: torch.Tensor
+    scales: torch.Tensor
+
+    def __call__(self, step: int, latents: torch.Tensor) -> torch.Tensor:
+        return add_step_noise(latents, self.scales[step], self.noise[step])
+
+    def items(self, index: Sequence[int]) -> "StepNoise":
+        """The streams of the given items, in that order."""
+        return StepNoise(self.noise[:, list(index)], self.scales)
+
+
+def add_step_noise(latents: torch.Tensor, scale: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """``latents + scale·noise`` in the latents' dtype: the one expression recording and replay share."""
+    return latents + (scale.to(latents.device, torch.float32) * noise.to(latents.device, torch.float32)).to(latents.dtype)
+
+
 def _per_item(value: float | torch.Tensor, batch: int) -> torch.Tensor:
     """A float or (B,) tensor as a float32 (B,) tensor."""
     value = torch.as_tensor(value, dtype=torch.float32)
@@ -103,6 +128,7 @@ def denoise(
     cond_schedule: Callable[[int, int], Conditioning] | None = None,
     noise_path: NoisePath | None = None,
     start_step: int = 0,
+    step_noise: "StepNoise | Callable[[int, torch.Tensor], torch.Tensor] | None" = None,
 ) -> torch.Tensor:
     """Denoise ``noise`` (B, C, h, w) into model-space latents.
 
@@ -119,6 +145,8 @@ def denoise(
     - ``callback(StepState)`` after every model evaluation; returning False cancels (:class:`Cancelled`).
     - ``cond_schedule(step, total)``: conditioning (B items) for each step instead of ``cond`` (prompt
       editing, A1111 ``[a:b:step]``); it is re-batched only when it returns a different object.
+    - ``step_noise(step, latents)``: applied after every scheduler step (:class:`StepNoise`: an ``exact``
+      inversion's stored per-step noise, one stream per item).
     """
     batch, _, h, w = noise.shape
     height, width = h * model.latent_format.downscale, w * model.latent_format.downscale
@@ -196,6 +224,8 @@ def denoise(
         else:
             result = scheduler.step(out, t, latents, **step_kwargs, return_dict=True)
             latents = result.prev_sample
+        if step_noise is not None:
+            latents = step_noise(i, latents)
         if callback is not None:
             denoised = getattr(result, "pred_original_sample", None)
             if denoised is None:
@@ -203,6 +233,15 @@ def denoise(
             if callback(StepState(i, total, t, latents, denoised)) is False:
                 raise Cancelled(f"cancelled at step {i + 1} of {total}")
     return latents
+
+
+def invert(model: Family, latents: torch.Tensor, cond: Conditioning, uncond: Conditioning | None = None, **options):
+    """Model-space latents (B, C, h, w) -> the :class:`~latentscape.inversion.Inversion` that :func:`denoise`
+    turns back into them: ``method`` ``ddim`` (eps/v models), ``flow`` (SD3/FLUX) or ``exact`` (any family).
+    Options and the methods' maths: :func:`latentscape.inversion.invert_latents`."""
+    from latentscape.inversion import invert_latents
+
+    return invert_latents(model, latents, cond, uncond, **options)
 
 
 def _generator(state: torch.Tensor) -> torch.Generator:
