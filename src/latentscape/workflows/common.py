@@ -12,6 +12,7 @@ from PIL import Image
 from latentscape.errors import LatentscapeError
 from latentscape.io.images import check_size, tensor_to_pil
 from latentscape.io.recipe import Recipe, versions
+from latentscape.limits import check_render_size
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
 from latentscape.samplers import resolve_sampler
@@ -53,6 +54,7 @@ def resolve_size(model: Family, width: int | None, height: int | None) -> tuple[
     dw, dh = model.default_size()
     width, height = int(width or dw), int(height or dh)
     check_size(width, height, model.latent_format.size_multiple)
+    check_render_size(width, height, family=model.name, trained=(dw, dh), model=model.model_id)
     return width, height
 
 
