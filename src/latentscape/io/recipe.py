@@ -70,10 +70,11 @@ class Recipe:
         return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "Recipe":
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("the recipe is not a JSON object")
+    def from_json(cls, text: str, *, source: str = "the recipe") -> "Recipe":
+        """Parse and validate (:mod:`latentscape.io.recipe_schema`); a one-sentence error names the bad field."""
+        from latentscape.io.recipe_schema import parse_recipe_json
+
+        data = parse_recipe_json(text, source=source)
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -116,18 +117,15 @@ def save_png(image: Image.Image, path: str | os.PathLike, recipe: Recipe | None)
 
 
 def read_recipe(path: str | os.PathLike) -> Recipe:
-    """The JSON recipe stored in a PNG written by latentscape."""
+    """The JSON recipe stored in a PNG written by latentscape, validated by the recipe schema."""
+    from latentscape.io.images import decode_limits, open_untrusted, pillow_errors
+
     path = Path(path)
     if not path.is_file():
         raise LatentscapeError(f"'{path}' does not exist; expected a PNG made by latentscape.")
-    try:
-        with Image.open(path) as im:
+    with decode_limits(), pillow_errors(f"'{path}'", "an image", "; expected a PNG made by latentscape"):
+        with open_untrusted(path, f"image '{path}'") as im:
             text = im.text.get(RECIPE_CHUNK) if hasattr(im, "text") else None
-    except (OSError, SyntaxError):
-        raise LatentscapeError(f"'{path}' is not an image; expected a PNG made by latentscape.") from None
     if not text:
         raise LatentscapeError(f"'{path}' holds no latentscape recipe (no '{RECIPE_CHUNK}' PNG chunk); only images made by latentscape can be replayed.")
-    try:
-        return Recipe.from_json(text)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise LatentscapeError(f"the recipe in '{path}' is damaged ({exc}).") from None
+    return Recipe.from_json(text, source=f"the recipe in '{path}'")
