@@ -28,6 +28,7 @@ stays exact at any CFG (its maps absorb the difference) but the maps grow larger
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -39,6 +40,8 @@ from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
 from latentscape.samplers import make_scheduler
 from latentscape.sampling import StepNoise, add_step_noise, denoise
+
+log = logging.getLogger(__name__)
 
 METHODS = ("ddim", "flow", "exact")
 MAX_REFINE = 10
@@ -196,6 +199,10 @@ def _ode(model, latents, cond, uncond, sampler, steps, guidance_scale, embedded_
     else:
         at, prev = _vp_levels(scheduler, timesteps, steps)
         prediction = scheduler.config.get("prediction_type", "epsilon")
+        if scheduler.config.get("clip_sample") or scheduler.config.get("thresholding"):
+            log.warning("this model's scheduler config makes DDIM clip its x0 prediction (clip_sample/thresholding, "
+                        "diffusers' default where the config does not say); the ddim inversion cannot undo a clip, "
+                        "so its round trip stays coarse. Use method 'exact', or set clip_sample false in the config.")
     for i in reversed(range(len(timesteps))):
         t = timesteps[i]
         guess = x

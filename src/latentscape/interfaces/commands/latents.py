@@ -58,7 +58,10 @@ def run_decode(args: argparse.Namespace) -> int:
 
     check_output_suffix(args.output, IMAGE_SUFFIXES)
     model = load_model(args)
-    images = decode_file(model, args.latents)
+    from latentscape.workflows.invert import reconstruct_file  # an `invert` file replays its sampler
+    from latentscape.workflows.inversion_file import is_inversion_file
+
+    images = (reconstruct_file if is_inversion_file(args.latents) else decode_file)(model, args.latents)
     out = Path(args.output)
     paths = [out] if len(images) == 1 else [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(len(images))]
     for image, path in zip(images, paths):
