@@ -219,8 +219,43 @@ def test_eval_measures(runs, dataset, tmp_path):
     cfg = evaluate.EvalConfig(n_captions=2, steps=2, sweep_prompts=1, sweep_seeds=2, batch=4)
     results = evaluate.main(model, dataset, cfg, device="cpu", runs=tmp_path / "runs")  # default out: <runs>/eval.json
     assert [r["guidance_scale"] for r in results["cfg_sweep"]] == list(evaluate.CFG_SWEEP)
-    assert "| CFG | name top-1 |" in evaluate.markdown(results)
-    assert json.loads((tmp_path / "runs" / "eval.json").read_text())["adherence"]["train"]["n"] == 2
+    table = evaluate.markdown(results)
+    assert "| CFG | name top-1 |" in table and "| dpmpp_2m | base names (gated) |" in table
+    stored = json.loads((tmp_path / "runs" / "eval.json").read_text())
+    assert set(stored["adherence"]["samplers"]) == {"euler", "dpmpp_2m"}
+    assert stored["adherence"]["samplers"]["euler"]["train"]["n"] == 2
+    assert set(stored["gates"]) == {"vae.psnr", "vae.ssim", "euler.base.name_top1", "euler.base.style_acc",
+                                    "dpmpp_2m.base.name_top1", "dpmpp_2m.base.style_acc"}
+    # against itself every gated number is "not worse"; a better baseline makes them worse
+    again = evaluate.main(model, dataset, dataclasses.replace(cfg, skip_sweep=True, samplers=("euler",)), device="cpu",
+                          out=tmp_path / "again.json", baseline=tmp_path / "runs" / "eval.json")
+    assert all(c["not_worse"] for c in again["compare"].values()) and "vae.psnr" in again["compare"]
+    better = json.loads(json.dumps(stored))
+    better["vae"]["psnr"] += 1
+    assert not evaluate.compare(stored, better)["vae.psnr"]["not_worse"]
+
+
+def test_base_name_captions_have_no_skin_tone_and_generation_uses_the_one_loop(runs, dataset, tmp_path, monkeypatch):
+    from latentscape import sampling
+
+    d = data.load(dataset)
+    tones = d.tones.copy()
+    tones[np.flatnonzero(~d.heldout)[:4]] = "light skin tone"
+    toned = dataclasses.replace(d, tones=tones)
+    base = evaluate.eval_captions(toned, 100, base=True)
+    assert base and all(toned.tones[i] == "" and not toned.heldout[i] for i in base)
+    assert len(base) == int(((toned.tones == "") & ~toned.heldout).sum())
+
+    model = export.export(runs / "vae", runs / "diffusion", tmp_path / "model", data_path=dataset)
+    from latentscape.models.load import load
+
+    family = load(str(model), device="cpu")
+    calls = []
+    real = sampling.denoise
+    monkeypatch.setattr(sampling, "denoise", lambda *a, **k: calls.append(k["sampler"]) or real(*a, **k))
+    images = evaluate.generate(family, ["shape 1, google style"] * 2, [3, 3], 7.5, 3, "dpmpp_2m", batch=1)
+    assert calls == ["dpmpp_2m", "dpmpp_2m"] and images.shape == (2, 64, 64, 3) and images.dtype == np.uint8
+    assert np.array_equal(images[0], images[1])  # one generator per seed, whatever the batch
 
 
 def test_decoder_finetune_keeps_the_encoder_and_latents(runs, dataset, tmp_path):
@@ -268,3 +303,38 @@ def test_every_stage_has_help(stage, capsys):
         train_cli.main(["train", stage, "--help"])
     assert exit_info.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_decoder_finetune_with_the_sharpening_terms_trains_the_decoder_and_resumes_exactly(runs, dataset, tmp_path):
+    """SSIM + feature matching + PatchGAN (adaptive weight): the encoder stays, the discriminator trains and is
+    checkpointed, and a run stopped after one step and resumed equals the straight run."""
+    from diffusers import AutoencoderKL
+
+    sharp = dict(ssim_weight=0.5, feature_weight=0.5, disc_weight=0.5, disc_start=1, crop=64)
+    vae.finetune_decoder(_vae_cfg(**sharp), dataset, runs / "vae", tmp_path / "straight", progress=False)
+    logs = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    assert "d_loss" not in logs[0] and all(k in logs[-1] for k in ("d_loss", "g_loss", "adv_weight", "feature_loss", "ssim_loss"))
+    assert all(np.isfinite(v) for v in logs[-1].values())
+    blob = _blob(tmp_path / "straight" / "last.pt")
+    assert set(blob["modules"]) == {"vae", "disc"} and blob["config"]["disc_weight"] == 0.5
+    before = AutoencoderKL.from_pretrained(runs / "vae" / "vae")
+    after = AutoencoderKL.from_pretrained(tmp_path / "straight" / "vae")
+    assert all(torch.equal(p, q) for p, q in zip(before.encoder.parameters(), after.encoder.parameters()))
+
+    stopped = dict(sharp, loop=dataclasses.replace(TINY_LOOP, minutes=0.0))
+    vae.finetune_decoder(_vae_cfg(**stopped), dataset, runs / "vae", tmp_path / "resumed", progress=False)
+    vae.finetune_decoder(_vae_cfg(**sharp), dataset, runs / "vae", tmp_path / "resumed", progress=False)
+    resumed = _blob(tmp_path / "resumed" / "last.pt")
+    for part in ("modules", "ema", "optimizer"):
+        _assert_same(resumed[part], blob[part], part)
+
+
+def test_sharpening_flags_need_decoder_only_and_non_negative_values(dataset, tmp_path, capsys):
+    from latentscape.interfaces import train_cli
+
+    for flags, says in ((["--disc-weight", "0.5"], "--disc-weight needs --decoder-only"),
+                        (["--decoder-only", "--ssim-weight", "-1"], "--ssim-weight -1.0 is not allowed")):
+        code = train_cli.main(["train", "vae", "--tiny", "--data", str(dataset), "--runs", str(tmp_path / "runs"), *flags])
+        err = capsys.readouterr().err
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()

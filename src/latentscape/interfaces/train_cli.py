@@ -126,7 +126,13 @@ def _vae_config(args):
     if args.tiny:
         cfg = dataclasses.replace(cfg, model=configs.TINY_VAE, eval_every=0)
     cfg = dataclasses.replace(cfg, loop=_override_loop(cfg.loop, args), bf16=not args.fp32)
-    for name in ("mse_weight", "crop", "grad_weight"):
+    for name in ("ssim_weight", "feature_weight", "disc_weight", "disc_start"):
+        value = getattr(args, name)
+        if value is not None and not (value >= 0):
+            raise LatentscapeError(f"--{name.replace('_', '-')} {value} is not allowed; it takes a number >= 0.")
+        if value is not None and not args.decoder_only:
+            raise LatentscapeError(f"--{name.replace('_', '-')} needs --decoder-only (the sharpening terms train the decoder).")
+    for name in ("mse_weight", "crop", "grad_weight", "ssim_weight", "feature_weight", "disc_weight", "disc_start"):
         if getattr(args, name) is not None:
             cfg = dataclasses.replace(cfg, **{name: getattr(args, name)})
     return cfg
@@ -172,9 +178,14 @@ def cmd_export(args) -> None:
 def cmd_eval(args) -> None:
     from latentscape.train import evaluate
 
+    _positive(args, "captions", "sampling_steps", "sweep_prompts", "eval_batch")
+    samplers = tuple(s.strip() for s in args.samplers.split(",") if s.strip())
+    if not samplers:
+        raise LatentscapeError("--samplers got no sampler name; pass a comma-separated list such as euler,dpmpp_2m.")
     cfg = evaluate.EvalConfig(n_captions=args.captions, steps=args.sampling_steps, sweep_prompts=args.sweep_prompts,
-                              seed=args.seed, skip_sweep=args.no_sweep, batch=args.eval_batch)
-    evaluate.main(args.model or EMBEDDED, args.data, cfg, out=args.out, threads=args.threads, device=args.device, runs=args.runs)
+                              seed=args.seed, skip_sweep=args.no_sweep, batch=args.eval_batch, samplers=samplers)
+    evaluate.main(args.model or EMBEDDED, args.data, cfg, out=args.out, threads=args.threads, device=args.device, runs=args.runs,
+                  baseline=args.baseline)
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -201,6 +212,12 @@ def register(subparsers) -> argparse.ArgumentParser:
             p.add_argument("--mse-weight", type=float, default=None, help="add an MSE term (PSNR fine-tuning)")
             p.add_argument("--grad-weight", type=float, default=None, help="weight of the L1 on image gradients (default 0.5)")
             p.add_argument("--crop", type=int, default=None, help="training crop size in pixels, a multiple of 8 from 8 to 64 (default 32)")
+            p.add_argument("--ssim-weight", type=float, default=None, help="decoder-only: weight of 1 - two-scale SSIM (default 0)")
+            p.add_argument("--feature-weight", type=float, default=None,
+                           help="decoder-only: weight of L1 on the discriminator's features (default 0)")
+            p.add_argument("--disc-weight", type=float, default=None,
+                           help="decoder-only: PatchGAN weight on top of the adaptive weight (default 0: no GAN; SD uses 0.5)")
+            p.add_argument("--disc-start", type=int, default=None, help="decoder-only: step at which the discriminator terms start")
             p.add_argument("--decoder-only", action="store_true",
                            help="fine-tune the decoder of runs/vae on its cached latents into runs/vae-decoder (latents unchanged)")
         p.set_defaults(func=_parallel(fn, configure))
@@ -216,7 +233,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--model", type=Path, default=None, help="pipeline folder (default: the embedded model)")
     p.add_argument("--out", type=Path, default=None, help="write the results JSON here (default: <runs>/eval.json)")
-    p.add_argument("--captions", type=int, default=256)
+    p.add_argument("--captions", type=int, default=128, help="captions per set: base names, training, held-out (default 128)")
+    p.add_argument("--samplers", default="euler,dpmpp_2m", help="comma-separated samplers to score (default euler,dpmpp_2m)")
+    p.add_argument("--baseline", type=Path, default=None,
+                   help="an earlier eval.json (e.g. of the shipped model): compare every gated number with it")
     p.add_argument("--sampling-steps", type=int, default=25)
     p.add_argument("--sweep-prompts", type=int, default=32)
     p.add_argument("--eval-batch", type=int, default=64)

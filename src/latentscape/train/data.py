@@ -259,12 +259,15 @@ class EmojiData:
     names: np.ndarray
     styles: np.ndarray
     heldout: np.ndarray
+    tones: np.ndarray  # "" for the base emoji (no skin tone)
+    categories: np.ndarray
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, mask: np.ndarray) -> "EmojiData":
-        return EmojiData(self.images[mask], self.captions[mask], self.names[mask], self.styles[mask], self.heldout[mask])
+        return EmojiData(self.images[mask], self.captions[mask], self.names[mask], self.styles[mask], self.heldout[mask],
+                         self.tones[mask], self.categories[mask])
 
     @property
     def train(self) -> "EmojiData":
@@ -281,7 +284,7 @@ def load(path: Path | str | None = None) -> EmojiData:
     if not path.is_file():
         raise FileNotFoundError(f"dataset '{path}' does not exist; build it with `latentscape train data`.")
     with np.load(path) as z:
-        return EmojiData(z["images"], z["captions"], z["names"], z["styles"], z["heldout"])
+        return EmojiData(z["images"], z["captions"], z["names"], z["styles"], z["heldout"], z["tones"], z["categories"])
 
 
 def to_tensor(images: np.ndarray):

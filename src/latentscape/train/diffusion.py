@@ -188,9 +188,9 @@ def train(cfg: DiffusionTrainConfig, data_path, vae_run: Path, run_dir: Path, *,
 
         u = ema["unet"].module if ema else unet
         te = ema["text_encoder"].module if ema else text_encoder
-        pipe = ev.pipeline(vae, te, tok, u, sampling_scheduler(cfg.prediction_type))
-        captions = ev.eval_captions(data, cfg.eval_captions, seed=1234)
-        out = ev.adherence(pipe, data, captions, guidance_scale=7.5, steps=25, seed=0, batch=64)
+        model = ev.family(vae, te, tok, u, sampling_scheduler(cfg.prediction_type), dev)
+        captions = ev.eval_captions(data, cfg.eval_captions, seed=1234, base=True)
+        out = ev.adherence(model, data, captions, guidance_scale=7.5, steps=25, seed=0, batch=64)
         unet.train(), text_encoder.train()
         return {k: v for k, v in out.items() if not isinstance(v, list)}
 
