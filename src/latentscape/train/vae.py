@@ -6,7 +6,9 @@ The VAE is convolutional, so it trains on random 32x32 crops (aligned to the 8-p
 The latent scale factor is 1/std of the trained latents of the training images, stored in the config.
 
 Decoder fine-tuning (``decoder_only``) keeps the encoder, hence the latents and everything trained on them,
-and keeps improving reconstructions: it can run while the diffusion model trains on those latents.
+and keeps improving reconstructions: it can run while the diffusion model trains on those latents. It can add
+SD's sharpening terms (:mod:`latentscape.train.adversarial`): a weight-free perceptual term (two-scale SSIM
+plus feature matching on the discriminator) and a PatchGAN with the adaptive adversarial weight.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentscape.errors import LatentscapeError
 from latentscape.train import data as emoji_data
-from latentscape.train import loop, losses, metrics
+from latentscape.train import adversarial, loop, losses, metrics
 from latentscape.train.configs import VAEConfig, build_vae, n_params
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,12 @@ class VAETrainConfig:
     eval_every: int = 1000
     bf16: bool = True
     decoder_only: bool = False  # fine-tune the decoder of a trained VAE on its cached latents (encoder frozen)
+    # Decoder fine-tune only (see latentscape.train.adversarial): 1 - SSIM at two scales, L1 on the PatchGAN's
+    # features, and the PatchGAN's hinge term with SD's adaptive weight, the last two from step disc_start.
+    ssim_weight: float = 0.0
+    feature_weight: float = 0.0
+    disc_weight: float = 0.0
+    disc_start: int = 0
 
 
 def crops(images: torch.Tensor, size: int, flips: bool, gen: torch.Generator) -> torch.Tensor:
@@ -181,6 +190,10 @@ def finetune_decoder(cfg: VAETrainConfig, data_path: Path | str | None, vae_run:
 
     from diffusers import AutoencoderKL
 
+    missing = [name for name in ("vae/config.json", "latents.npz") if not (vae_run / name).is_file()]
+    if missing:
+        raise LatentscapeError(f"the decoder fine-tune starts from a trained VAE run, but {vae_run} has no "
+                               f"{' or '.join(missing)}; train the VAE first (`latentscape train vae`).")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(cfg.loop.seed)
     data = emoji_data.load(data_path)
@@ -193,11 +206,15 @@ def finetune_decoder(cfg: VAETrainConfig, data_path: Path | str | None, vae_run:
     vae.requires_grad_(False)
     for p in trainable:
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(trainable, lr=cfg.loop.lr, weight_decay=cfg.loop.weight_decay, betas=(0.9, 0.99))
+    disc = adversarial.PatchDiscriminator().to(dev).train() if cfg.disc_weight or cfg.feature_weight else None
+    groups = [{"params": trainable}] + ([{"params": list(disc.parameters())}] if disc is not None else [])
+    opt = torch.optim.AdamW(groups, lr=cfg.loop.lr, weight_decay=cfg.loop.weight_decay, betas=(0.5 if disc else 0.9, 0.99))
     ema = {"vae": loop.EMA(vae, cfg.loop.ema_decay)} if cfg.loop.ema_decay else {}
-    state = loop.State(0, {"vae": vae}, opt, ema, {})
+    state = loop.State(0, {"vae": vae} | ({"disc": disc} if disc is not None else {}), opt, ema, {})
     config = loop.config_dict(cfg.model, cfg.loop) | {"decoder_only": True, "init": str(vae_run), "crop": cfg.crop,
                                                       "grad_weight": cfg.grad_weight, "mse_weight": cfg.mse_weight}
+    if cfg.ssim_weight or disc is not None:  # (absent when off: older runs resume unchanged)
+        config |= {k: getattr(cfg, k) for k in ("ssim_weight", "feature_weight", "disc_weight", "disc_start")}
     loop.resume_if_present(run_dir, state, resume, config)
     s = cfg.crop // 8
 
@@ -211,8 +228,31 @@ def finetune_decoder(cfg: VAETrainConfig, data_path: Path | str | None, vae_run:
         with loop.autocast(dev, cfg.bf16):
             recon = vae.decode(z).sample.float()
         rec = losses.reconstruction_loss(recon, x, cfg.grad_weight, cfg.mse_weight)
+        logs = {"loss": rec.item()}
+        if cfg.ssim_weight:
+            s_loss = adversarial.ssim_loss(recon, x)
+            rec = rec + cfg.ssim_weight * s_loss
+            logs["ssim_loss"] = s_loss.item()
+        adversary = disc is not None and step >= cfg.disc_start
+        if adversary:
+            disc.requires_grad_(False)  # the generator's terms train the decoder only
+            fake_logits, fake_feats = disc.features(recon)
+            if cfg.feature_weight:
+                fm = adversarial.feature_matching_loss(fake_feats, disc.features(x)[1])
+                rec = rec + cfg.feature_weight * fm
+                logs["feature_loss"] = fm.item()
+            if cfg.disc_weight:
+                g_loss = adversarial.generator_loss(fake_logits)
+                weight = adversarial.adaptive_weight(rec, g_loss, vae.decoder.conv_out.weight)
+                rec = rec + cfg.disc_weight * weight * g_loss
+                logs |= {"g_loss": g_loss.item(), "adv_weight": float(weight)}
         rec.backward()
-        return {"loss": rec.item()}
+        if adversary:
+            disc.requires_grad_(True)
+            d_loss = adversarial.hinge_d_loss(disc(x), disc(recon.detach()))
+            d_loss.backward()
+            logs["d_loss"] = d_loss.item()
+        return logs
 
     final, scores = _run_and_score(state, cfg, train_step, run_dir, config, vae, ema, data, "VAE (decoder fine-tuned)", progress)
     if final is None:
