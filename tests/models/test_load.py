@@ -48,7 +48,7 @@ def test_replay_of_a_single_file_output_uses_the_recorded_config(tiny_sd_single_
 
     recipe = read_recipe(out)
     assert recipe.load == {"config": str(config.resolve()), "dtype": "fp32"} and recipe.model == str(ckpt.resolve())
-    assert main(["replay", str(out), "-o", str(tmp_path / "again.png"), "-q"]) == 0
+    assert main(["replay", str(out), "--model-from-recipe", "-o", str(tmp_path / "again.png"), "-q"]) == 0
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(tmp_path / "again.png")))
 
 
@@ -75,7 +75,7 @@ def test_unsupported_and_broken_folders(tmp_path):
     with pytest.raises(LatentscapeError, match="KandinskyPipeline, which latentscape does not support"):
         latentscape.load(str(tmp_path))
     (tmp_path / "model_index.json").write_text("{not json")
-    with pytest.raises(LatentscapeError, match="missing or unreadable"):
+    with pytest.raises(LatentscapeError, match="model_index.json' is not JSON; expected a diffusers pipeline index"):
         latentscape.load(str(tmp_path))
 
 

@@ -190,9 +190,9 @@ def _accepted(error: Mapping[str, Any]) -> str:
     if kind == "literal_error":
         return f"one of {ctx.get('expected', '')}".replace("'", "")
     if kind in ("greater_than_equal", "greater_than"):
-        return f"a number {'>=' if kind.endswith('equal') else '>'} {ctx.get('ge', ctx.get('gt'))}"
+        return f"a number {'>=' if kind.endswith('equal') else '>'} {_number(ctx.get('ge', ctx.get('gt')))}"
     if kind in ("less_than_equal", "less_than"):
-        return f"a number {'<=' if kind.endswith('equal') else '<'} {ctx.get('le', ctx.get('lt'))}"
+        return f"a number {'<=' if kind.endswith('equal') else '<'} {_number(ctx.get('le', ctx.get('lt')))}"
     if kind == "string_too_long":
         return f"a string of at most {ctx.get('max_length')} characters"
     if kind == "string_too_short":
@@ -202,6 +202,10 @@ def _accepted(error: Mapping[str, Any]) -> str:
     if kind == "value_error":
         return str(ctx.get("error", error.get("msg", ""))).rstrip(".")
     return _ACCEPTED.get(kind, error.get("msg", "").lower().removeprefix("input should be "))
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _show(value: Any) -> str:

@@ -7,13 +7,18 @@ is :mod:`latentscape.sampling`, written once for every family.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Sequence
 
 import torch
 
+from latentscape.errors import LatentscapeError
+from latentscape.limits import check_pixels
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.latent_format import LatentFormat
+
+log = logging.getLogger(__name__)
 
 
 class Family(ABC):
@@ -111,12 +116,17 @@ class Family(ABC):
         return scheduler.timesteps
 
     # --- the VAE -------------------------------------------------------------------------------------
+    def check_pixels(self, width: int, height: int, what: str = "an image of") -> None:
+        """Refuse an encode/decode above this family's pixel bound (:mod:`latentscape.limits`) before the VAE runs."""
+        check_pixels(width, height, family=self.name, what=what)
+
     @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor, sample: torch.Generator | None = None) -> torch.Tensor:
         """Pixels (B, 3, H, W) in [-1, 1] -> model-space latents (B, C, h, w).
 
         Uses the posterior mean (deterministic) unless a generator is given to sample it.
         """
+        self.check_pixels(pixels.shape[-1], pixels.shape[-2], "an input image of")
         vae = self.vae
         out = []
         for chunk in pixels.split(self.vae_batch):
@@ -126,10 +136,35 @@ class Family(ABC):
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Model-space latents (B, C, h, w) -> pixels (B, 3, H, W) in [-1, 1] (not clamped)."""
+        """Model-space latents (B, C, h, w) -> pixels (B, 3, H, W) in [-1, 1] (not clamped).
+
+        Never returns non-finite pixels: non-finite latents are refused, and a half-precision VAE that
+        overflows is moved to fp32 (for the rest of the session) and the chunk decoded again; if that is
+        still not finite, a one-sentence error.
+        """
+        factor = self.latent_format.downscale
+        self.check_pixels(latents.shape[-1] * factor, latents.shape[-2] * factor, "latents that decode to")
+        bad = int((~torch.isfinite(latents)).sum())
+        if bad:
+            raise LatentscapeError(
+                f"the latents to decode hold {bad:,} NaN or infinite values (a {str(self.dtype).replace('torch.', '')} "
+                "overflow in the denoiser, or a guidance scale far too high); try dtype fp32 or a lower cfg.")
+        return torch.cat([self._decode_finite(chunk) for chunk in latents.split(self.vae_batch)])
+
+    def _decode_finite(self, latents: torch.Tensor) -> torch.Tensor:
         vae = self.vae
         z = self.latent_format.to_vae(latents.to(self.device, vae.dtype))
-        return torch.cat([vae.decode(chunk, return_dict=False)[0] for chunk in z.split(self.vae_batch)])
+        pixels = vae.decode(z, return_dict=False)[0]
+        if not torch.isfinite(pixels).all() and vae.dtype != torch.float32:
+            log.warning("the %s VAE overflowed to NaN/inf; decoding in fp32 from now on", str(vae.dtype).replace("torch.", ""))
+            vae.to(dtype=torch.float32)
+            z = self.latent_format.to_vae(latents.to(self.device, torch.float32))
+            pixels = vae.decode(z, return_dict=False)[0]
+        if not torch.isfinite(pixels).all():
+            raise LatentscapeError(
+                "the VAE decoded these latents to NaN or infinite pixels even in fp32 (the latents are far outside "
+                "the range it was trained on); nothing was written.")
+        return pixels
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary: family, model, prediction, latent format."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 from latentscape.errors import LatentscapeError
 from latentscape.models.family import Family
 from latentscape.models.latent_format import FORMATS
+from latentscape.safetensors_header import read_header
 
 log = logging.getLogger(__name__)
 
@@ -114,27 +116,73 @@ def family_of_state_keys(keys: list[str]) -> str:
     return "sd"
 
 
-def _pipeline_class_of(folder: Path) -> str:
-    index = folder / "model_index.json"
+MAX_JSON_BYTES = 1 << 20  # model_index.json, latentscape.json: a few KB in every real model
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path`` (at most :data:`MAX_JSON_BYTES`); one sentence if it is anything else."""
     try:
-        return json.loads(index.read_text())["_class_name"]
-    except (OSError, ValueError, KeyError):
-        raise LatentscapeError(f"'{folder}/model_index.json' is missing or unreadable; expected a diffusers pipeline folder.") from None
+        size = path.stat().st_size
+        raw = path.read_bytes() if size <= MAX_JSON_BYTES else b""
+        data = json.loads(raw.decode("utf-8")) if size <= MAX_JSON_BYTES else None
+    except FileNotFoundError:
+        raise LatentscapeError(f"'{path}' is missing; expected {what}.") from None
+    except OSError as exc:
+        raise LatentscapeError(f"'{path}' cannot be read ({exc.strerror or type(exc).__name__}); expected {what}.") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise LatentscapeError(f"'{path}' is not JSON; expected {what}.") from None
+    if size > MAX_JSON_BYTES:
+        raise LatentscapeError(f"'{path}' is {size:,} bytes, too large for {what} (at most {MAX_JSON_BYTES:,}).")
+    if not isinstance(data, dict):
+        raise LatentscapeError(f"'{path}' holds a JSON {type(data).__name__}; expected {what} (a JSON object).")
+    return data
+
+
+def _model_index(folder: Path) -> dict[str, Any]:
+    return read_json_object(folder / "model_index.json", "a diffusers pipeline index (model_index.json)")
+
+
+def _pipeline_class_of(folder: Path) -> str:
+    name = _model_index(folder).get("_class_name")
+    if not isinstance(name, str):
+        raise LatentscapeError(f"'{folder}/model_index.json' has no '_class_name' string; expected a diffusers pipeline folder.")
+    return name
 
 
 def _missing_components(folder: Path) -> dict[str, None]:
     """Components saved as ``[null, null]`` (e.g. SD3 without T5) must be passed as None to load."""
-    try:
-        index = json.loads((folder / "model_index.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return {k: None for k, v in index.items() if isinstance(v, list) and v == [None, None]}
+    return {k: None for k, v in _model_index(folder).items() if isinstance(v, list) and v == [None, None]}
 
 
-def _from_pretrained(cls, source: str, dtype: torch.dtype, family: str, **kwargs):
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_folder_weights(folder: Path, allow_pickle: bool) -> None:
+    """Before diffusers sees a pipeline folder: every component's ``.safetensors`` header is valid, and a
+    component whose only weights are pickles (sniffed by content) is refused unless ``allow_pickle``."""
+    for component, entry in _model_index(folder).items():
+        sub = folder / component
+        if component.startswith("_") or not (isinstance(entry, list) and entry and entry[0] is not None) or not sub.is_dir():
+            continue
+        files = [f for f in sorted(sub.iterdir()) if f.is_file()]
+        safetensors = [f for f in files if f.suffix == ".safetensors"]
+        for f in safetensors:
+            read_header(f, name=f"weights file '{f}'", bound="max_model_header")
+        pickles = [f for f in files if f.suffix in PICKLE_SUFFIXES and sniff_file(f) == "pickle"]
+        if pickles and not safetensors and not allow_pickle:
+            raise LatentscapeError(
+                f"component '{component}' of '{folder}' has only pickle weights ('{pickles[0].name}'), which can run "
+                "arbitrary code when loaded; convert them to .safetensors, or pass allow_pickle=True (--allow-pickle) "
+                "if you trust the source."
+            )
+
+
+def _from_pretrained(cls, source: str, dtype: torch.dtype, family: str, allow_pickle: bool = False, **kwargs):
     extra: dict[str, Any] = _missing_components(Path(source)) if Path(source).is_dir() else {}
     if family == "sd":
         extra.update(safety_checker=None, requires_safety_checker=False)
+    if not allow_pickle:
+        extra["use_safetensors"] = True  # diffusers and transformers then never fall back to .bin pickles
     return cls.from_pretrained(source, dtype=dtype, **extra, **kwargs)
 
 
@@ -153,14 +201,14 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _from_hub(cls, source: str, dtype: torch.dtype, family: str):
+def _from_hub(cls, source: str, dtype: torch.dtype, family: str, allow_pickle: bool = False):
     """From the local hub cache if it is there, else from the hub (when reachable)."""
     try:
-        return _from_pretrained(cls, source, dtype, family, local_files_only=True)
+        return _from_pretrained(cls, source, dtype, family, allow_pickle, local_files_only=True)
     except Exception:
         if not hub_reachable():
             raise
-        return _from_pretrained(cls, source, dtype, family)
+        return _from_pretrained(cls, source, dtype, family, allow_pickle)
 
 
 def _hub_config(source: str) -> dict:
@@ -180,6 +228,22 @@ def _offline_error(source: str, exc: Exception) -> LatentscapeError:
         "or the id is wrong and it is not in the local cache; pass a local diffusers folder, a .safetensors file, "
         "or 'embedded'."
     )
+
+
+def _rgb_preview(path: Path, channels: int) -> tuple[list | None, list | None]:
+    """``latent_rgb_factors`` ((channels, 3) numbers) and ``latent_rgb_bias`` (3) from a ``latentscape.json``."""
+    meta = read_json_object(path, "latentscape's model notes (an object with latent_rgb_factors)")
+    factors, bias = meta.get("latent_rgb_factors"), meta.get("latent_rgb_bias")
+
+    def numbers(row, n):
+        return (isinstance(row, list) and len(row) == n
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row))
+
+    if factors is not None and not (isinstance(factors, list) and len(factors) == channels and all(numbers(r, 3) for r in factors)):
+        raise LatentscapeError(f"'{path}' has latent_rgb_factors that are not {channels} rows of 3 finite numbers (one row per latent channel).")
+    if bias is not None and not numbers(bias, 3):
+        raise LatentscapeError(f"'{path}' has a latent_rgb_bias that is not 3 finite numbers.")
+    return factors, bias
 
 
 def load(
@@ -222,18 +286,22 @@ def load(
         family = PIPELINE_FAMILIES.get(class_name)
         if family is None:
             raise LatentscapeError(
-                f"'{path}' holds a {class_name}, which latentscape does not support; accepted: SD1.x/2.x, SDXL, SD3 and FLUX pipelines."
+                f"'{path}' holds a {class_name[:80]}, which latentscape does not support; accepted: SD1.x/2.x, SDXL, SD3 and FLUX pipelines."
             )
         dt = auto_dtype(dtype, dev, family)
         cls = getattr(diffusers, family_classes()[family].pipeline_class)
+        check_folder_weights(path, allow_pickle)
         try:
-            pipe = _from_pretrained(cls, str(path), dt, family)
-        except (OSError, ValueError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            pipe = _from_pretrained(cls, str(path), dt, family, allow_pickle)
+        except Exception as exc:  # noqa: BLE001 - a damaged folder fails inside diffusers/transformers in many ways
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise LatentscapeError(f"could not load the diffusers folder '{path}' (is it complete?): {first}") from None
         model_id = model_id if model_id == "embedded" else str(path.resolve())
     elif path.is_file():
-        kind = sniff_file(path)
+        try:
+            kind = sniff_file(path)
+        except OSError as exc:
+            raise LatentscapeError(f"model file '{path}' cannot be read ({exc.strerror or type(exc).__name__}).") from None
         if kind == "pickle" and not allow_pickle:
             raise LatentscapeError(
                 f"'{path}' is a pickle checkpoint, which can run arbitrary code when loaded; convert it to .safetensors "
@@ -246,10 +314,10 @@ def load(
                 f"single-file checkpoint '{path}' needs --config: a diffusers folder (or hub id) of the same architecture."
             )
         if kind == "safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                family = family_of_state_keys(list(f.keys()))
+            header = read_header(path, name=f"checkpoint '{path}'", bound="max_model_header")
+            if not header.tensors:
+                raise LatentscapeError(f"checkpoint '{path}' holds no tensors; expected a model's weights.")
+            family = family_of_state_keys(list(header.tensors))
         else:
             family = "sd"
         if Path(config).is_dir():
@@ -259,8 +327,10 @@ def load(
         extra = {"safety_checker": None, "requires_safety_checker": False} if family == "sd" else {}
         try:
             pipe = cls.from_single_file(str(path), config=str(config), dtype=dt, local_files_only=Path(config).is_dir(), **extra)
-        except (OSError, ValueError) as exc:
-            raise LatentscapeError(f"could not load single file '{path}' with config '{config}': {exc}".split("\n")[0]) from None
+        except Exception as exc:  # noqa: BLE001 - diffusers meets missing or mis-shaped tensors with many types
+            # (SingleFileComponentError, RuntimeError from meta tensors, KeyError, ValueError...): all the file's fault
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise LatentscapeError(f"could not load single file '{path}' with config '{config}' (is it a complete {family} checkpoint?): {detail}") from None
         model_id = str(path.resolve())
         config = str(Path(config).resolve()) if Path(config).exists() else str(config)
     elif HUB_ID.match(source):
@@ -274,7 +344,7 @@ def load(
         dt = auto_dtype(dtype, dev, family)
         cls = getattr(diffusers, family_classes()[family].pipeline_class)
         try:
-            pipe = _from_hub(cls, source, dt, family)
+            pipe = _from_hub(cls, source, dt, family, allow_pickle)
         except Exception as exc:
             raise _offline_error(source, exc) from None
     else:
@@ -293,9 +363,9 @@ def load(
     latent_format = FORMATS[family].from_vae_config(pipe.vae.config)
     extra_file = path / "latentscape.json" if path.is_dir() else None
     if extra_file is not None and extra_file.is_file():
-        meta = json.loads(extra_file.read_text())
-        if meta.get("latent_rgb_factors"):
-            latent_format = latent_format.with_rgb(meta["latent_rgb_factors"], meta.get("latent_rgb_bias"))
+        factors, bias = _rgb_preview(extra_file, latent_format.channels)
+        if factors:
+            latent_format = latent_format.with_rgb(factors, bias)
     adapter = family_classes()[family](pipe, latent_format, model_id=model_id, device=dev, dtype=dt)
     adapter.load_options = {"config": None if config is None else str(config), "dtype": dtype_name(dt)}
     log.info("loaded %s (%s) on %s as %s", model_id, family, dev, dt)
