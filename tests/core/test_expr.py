@@ -73,3 +73,25 @@ def test_seeds_beyond_what_torch_takes_are_refused(digits):
         parse('"a" + seed:' + digits)
     assert len(str(err.value)) < 200
     assert parse("seed:18446744073709551615") == [Term(1.0, Operand("seed", 2**64 - 1))]
+
+
+@pytest.mark.parametrize("expr, where", [
+    ('1e309*"x"', "the number 1e309 is too large to be finite"),
+    ('1e308*1e308*"x"', "this operation overflows (the result is not a finite number) at position 6"),
+    ('1e308*"x" + 1e308*"x"', "this operation overflows (the result is not a finite number) at position 11"),
+    ('"x"/(1e200*1e200)', "this operation overflows"),
+])
+def test_non_finite_numbers_and_results_are_refused(expr, where):
+    with pytest.raises(LatentscapeError) as err:
+        parse(expr)
+    assert where in str(err.value) and "\n" not in str(err.value)
+
+
+def test_coefficients_are_bounded_so_the_model_cannot_overflow():
+    from latentscape.core.expr import MAX_COEFFICIENT
+
+    with pytest.raises(LatentscapeError, match=r'"x" gets the coefficient 1e\+308; accepted: coefficients from -1000 to 1000'):
+        parse('1e308*"x"')
+    with pytest.raises(LatentscapeError, match="seed:3 gets the coefficient -2000"):
+        parse('"a" - 2000*seed:3')
+    assert parse(f'{MAX_COEFFICIENT:g}*"x" - 0.5*"y"') == [Term(MAX_COEFFICIENT, P("x")), Term(-0.5, P("y"))]

@@ -11,12 +11,14 @@ Grammar (whitespace between tokens is ignored; no ``eval`` anywhere)::
 
 Everything is linear: a product needs a number on one side, a divisor must be a number, and numbers
 cannot be added to operands. The result is a list of :class:`Term` (coefficient, operand), equal operands
-merged, in order of first appearance. Errors are one sentence naming the 1-based character position;
+merged, in order of first appearance. Every number and coefficient stays finite (``1e308*1e308*"x"`` is
+refused where it overflows) and a result coefficient is at most ``MAX_COEFFICIENT`` in size. Errors are one sentence naming the 1-based character position;
 parentheses and unary signs nest at most ``MAX_DEPTH`` deep.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -27,6 +29,9 @@ from latentscape.errors import LatentscapeError
 Kind = Literal["prompt", "seed", "image"]
 MAX_LENGTH = 4000
 MAX_DEPTH = 64  # nested parentheses and signs (the parser recurses once per level)
+# |coefficient| of a result term: beyond it a conditioning or latent overflows half precision (fp16 max
+# 65504) and the image is NaN; no arithmetic in latent space means anything there.
+MAX_COEFFICIENT = 1000.0
 _NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _WORD = re.compile(r"[A-Za-z_][\w.-]*")
 _OPERATORS = "+-*/()"
@@ -98,7 +103,10 @@ def tokenize(expr: str) -> list[_Token]:
             tokens.append(_Token("op", c, i))
             i += 1
         elif m := _NUMBER.match(expr, i):
-            tokens.append(_Token("num", float(m.group(0)), i))
+            number = float(m.group(0))
+            if not math.isfinite(number):
+                raise _error(expr, i, f"the number {m.group(0)[:24]} is too large to be finite (at most about 1.8e308)")
+            tokens.append(_Token("num", number, i))
             i = m.end()
         elif expr.startswith("seed:", i) or expr[i:i + 5].lower() == "seed:":
             m = re.compile(r"\d+").match(expr, i + 5)
@@ -163,7 +171,7 @@ class _Parser:
             if isinstance(value, float) != isinstance(right, float):
                 raise self.fail(tok, "a number cannot be added to or subtracted from a prompt, seed or image")
             sign = 1.0 if tok.value == "+" else -1.0
-            value = value + sign * right if isinstance(value, float) else _add(value, right, sign)
+            value = self.finite(tok, value + sign * right if isinstance(value, float) else _add(value, right, sign))
         return value
 
     def term(self) -> _Value:
@@ -183,6 +191,14 @@ class _Parser:
                 value = _scale(value, right)
             else:
                 raise self.fail(tok, "two prompts, seeds or images cannot be multiplied (scale one by a number)")
+            value = self.finite(tok, value)
+        return value
+
+    def finite(self, tok: _Token, value: _Value) -> _Value:
+        """``value``, unless the operation at ``tok`` made a number or coefficient overflow to inf/NaN."""
+        numbers = [value] if isinstance(value, float) else list(value.values())
+        if not all(math.isfinite(n) for n in numbers):
+            raise self.fail(tok, "this operation overflows (the result is not a finite number)")
         return value
 
     def nested(self, tok: _Token, parse):
@@ -240,6 +256,11 @@ def parse(expr: str) -> list[Term]:
         raise parser.fail(end, "expected '+', '-', '*', '/' or the end")
     if isinstance(value, float):
         raise LatentscapeError(f"math expression '{expr}' is only a number; it needs at least one prompt, seed:N or image:PATH.")
+    for op, c in value.items():
+        if abs(c) > MAX_COEFFICIENT:
+            raise LatentscapeError(
+                f"math expression '{expr}': {op} gets the coefficient {c:g}; accepted: coefficients from "
+                f"-{MAX_COEFFICIENT:g} to {MAX_COEFFICIENT:g} (larger ones overflow the model's numbers).")
     return [Term(c, op) for op, c in value.items()]
 
 

@@ -83,7 +83,9 @@ def page(title: str, cells: Sequence[Cell], *, cols: int | None = None, scatter:
             pos = f' style="grid-row:{c.row + 1};grid-column:{c.col + 1}"'
         items.append(f'<div class="cell" data-i="{i}" title="{tip}"{pos}><img src="{data_uri(c.image)}" width="{w}" height="{h}" alt="{html.escape(c.label, quote=True)}"></div>')
     meta = json.dumps([{"label": c.label, "details": {k: _jsonable(v) for k, v in c.details.items()}, "recipe": c.recipe} for c in cells])
-    meta = meta.replace("</", "<\\/")  # keep the JSON inside its <script> element
+    # keep the JSON inside its <script> element: no "</script>", and no "<!--" (which makes the HTML parser
+    # look for a nested "<script>"); "\u003c" is the same character to JSON.parse
+    meta = meta.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     if scatter:
         side = _scatter_side(len(cells), w)
         body = f'<div class="scatter" style="width:{side}px;height:{side}px">{"".join(items)}</div>'
