@@ -117,3 +117,25 @@ def test_npm_pack_picks_the_highest_version_not_the_last_in_text_order(tmp_path)
     tars = data.npm_pack(["emoji-datasource", "emoji-datasource-google"], tmp_path)  # all cached: no npm
     assert tars == {"emoji-datasource": tmp_path / "emoji-datasource-16.10.0.tgz",
                     "emoji-datasource-google": tmp_path / "emoji-datasource-google-16.10.0.tgz"}
+
+
+def test_caption_levels_from_fine_to_coarse():
+    levels = data.caption_levels("Cat Face", "twitter", None, "Animals & Nature", "animal-mammal")
+    assert levels == ("cat face, twitter style", "an animal mammal emoji, twitter style", "twitter style", "cat face")
+    toned = data.caption_levels("waving hand", "google", "light skin tone", "People & Body", "hand-fingers-open")
+    assert toned[0] == "waving hand: light skin tone, google style" and toned[1] == "a hand fingers open emoji, google style"
+    assert data.group_phrase("Smileys & Emotion") == "a smileys and emotion emoji"  # no subcategory: the category
+
+
+def test_subcategories_are_stored_and_old_files_still_load(tmp_path):
+    items = [data.Entry("a.png", "cat face", None, "google", "Animals & Nature", "animal-mammal"),
+             data.Entry("b.png", "cat face", None, "twitter", "Animals & Nature", "animal-mammal")]
+    out = data.write(tmp_path / "d.npz", np.zeros((2, 64, 64, 3), np.uint8), items, np.array([False, True]))
+    d = data.load(out)
+    assert d.subcategories.tolist() == ["animal-mammal"] * 2
+    assert d.captions_at("group").tolist() == ["an animal mammal emoji, google style", "an animal mammal emoji, twitter style"]
+    assert d.captions_at("fine").tolist() == d.captions.tolist() and d.test.captions_at("name").tolist() == ["cat face"]
+    with np.load(out) as z:  # a file from before subcategories were stored
+        old = {k: z[k] for k in z.files if k != "subcategories"}
+    np.savez(tmp_path / "old.npz", **old)
+    assert data.load(tmp_path / "old.npz").captions_at("group")[0] == "an animals and nature emoji, google style"

@@ -338,3 +338,31 @@ def test_sharpening_flags_need_decoder_only_and_non_negative_values(dataset, tmp
         err = capsys.readouterr().err
         assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_diffusion_with_caption_levels_trains_on_every_level_and_records_the_mix(runs, dataset, tmp_path):
+    from transformers import CLIPTokenizer
+
+    mix = (0.4, 0.2, 0.2, 0.2)
+    diffusion.train(_diffusion_cfg(caption_mix=mix), dataset, runs / "vae", tmp_path / "diffusion", progress=False)
+    assert _blob(tmp_path / "diffusion" / "last.pt")["config"]["caption_mix"] == list(mix)
+    # the group captions' words are whole tokens of the trained vocabulary ("emoji" is in no fine caption)
+    assert CLIPTokenizer.from_pretrained(tmp_path / "diffusion" / "tokenizer").tokenize("objects emoji") == ["objects</w>", "emoji</w>"]
+    assert CLIPTokenizer.from_pretrained(runs / "diffusion" / "tokenizer").tokenize("emoji") != ["emoji</w>"]
+    # the level drawn for each item is a pure function of the step's generator (resumable), and every level is drawn
+    p = diffusion.check_caption_mix(mix)
+    draws = torch.cat([torch.multinomial(p, 64, replacement=True, generator=loop.step_generator(0, s)) for s in range(4)])
+    assert set(draws.tolist()) == {0, 1, 2, 3}
+    with pytest.raises(LatentscapeError, match="caption_mix"):
+        diffusion.check_caption_mix((1.0, -1.0, 0.0, 0.0))
+
+
+def test_caption_mix_flag_is_checked_before_any_work(dataset, tmp_path, capsys):
+    from latentscape.interfaces import train_cli
+
+    for value in ("0.5,abc", "1,1", "0,0,0,0"):
+        code = train_cli.main(["train", "diffusion", "--tiny", "--data", str(dataset), "--runs", str(tmp_path / "runs"),
+                               "--caption-mix", value])
+        err = capsys.readouterr().err
+        assert code == 2 and "--caption-mix" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()

@@ -155,6 +155,18 @@ def _diffusion_config(args):
     cfg = diffusion.DiffusionTrainConfig()
     if args.tiny:
         cfg = dataclasses.replace(cfg, unet=configs.TINY_UNET, text=configs.TINY_TEXT, eval_every=0)
+    if args.caption_mix is not None:
+        try:
+            mix = tuple(float(v) for v in args.caption_mix.split(","))
+        except ValueError:
+            raise LatentscapeError(f"--caption-mix got '{args.caption_mix}'; it takes four comma-separated weights "
+                                   "for fine, group, style and name captions, e.g. 0.7,0.15,0.05,0.1.") from None
+        try:
+            diffusion.check_caption_mix(mix)
+        except LatentscapeError:
+            raise LatentscapeError(f"--caption-mix got '{args.caption_mix}'; it takes four non-negative weights (not all zero) "
+                                   "for fine, group, style and name captions, e.g. 0.7,0.15,0.05,0.1.") from None
+        cfg = dataclasses.replace(cfg, caption_mix=mix)
     return dataclasses.replace(cfg, loop=_override_loop(cfg.loop, args), bf16=not args.fp32)
 
 
@@ -208,6 +220,9 @@ def register(subparsers) -> argparse.ArgumentParser:
         _common(p)
         _loop_args(p)
         p.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+        if name == "diffusion":
+            p.add_argument("--caption-mix", default=None,
+                           help="weights of fine, group+style, style-only and name-only captions, e.g. 0.7,0.15,0.05,0.1 (default: fine only)")
         if name == "vae":
             p.add_argument("--mse-weight", type=float, default=None, help="add an MSE term (PSNR fine-tuning)")
             p.add_argument("--grad-weight", type=float, default=None, help="weight of the L1 on image gradients (default 0.5)")

@@ -5,6 +5,9 @@ Sources (fetched with ``npm pack`` into a cache folder outside git, never commit
 Apache-2.0) and ``emoji-datasource-twitter`` (Twemoji, CC-BY 4.0), each with ``img/<style>/64/*.png``.
 
 Caption: ``<name>[: <skin tone(s)>], <style> style``, e.g. ``father christmas: light skin tone, twitter style``.
+Coarser captions of the same image (:func:`caption_levels`) name only its group and style (``a face smiling
+emoji, twitter style``, from emoji-datasource's subcategory), only its style, or only its name; the diffusion
+stage can sample one per image per step, so a coarse caption covers many emoji and seeds choose among them.
 
 Split: a seeded 5 % of *images* is held out, chosen so that every held-out image's emoji name keeps at
 least one training image (in the other style or another skin tone). The VAE is evaluated on the held-out
@@ -77,10 +80,27 @@ class Entry:
     tones: str | None
     style: str
     category: str
+    subcategory: str = ""
 
     @property
     def caption(self) -> str:
         return caption(self.name, self.style, self.tones)
+
+
+LEVELS: tuple[str, ...] = ("fine", "group", "style", "name")
+
+
+def group_phrase(category: str, subcategory: str = "") -> str:
+    """``("Smileys & Emotion", "face-smiling")`` -> ``"a face smiling emoji"`` (the category when no subcategory)."""
+    words = " ".join((subcategory or category).lower().replace("&", "and").replace("-", " ").split()) or "other"
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words} emoji"
+
+
+def caption_levels(name: str, style: str, tones: str | None, category: str, subcategory: str = "") -> tuple[str, ...]:
+    """The image's captions from fine to coarse, in :data:`LEVELS` order: the training caption,
+    ``<group>, <style> style``, ``<style> style`` and ``<name>``."""
+    name = " ".join(name.lower().split())
+    return caption(name, style, tones), f"{group_phrase(category, subcategory)}, {style} style", f"{style} style", name
 
 
 def entries(emoji_json: Sequence[dict], styles: Iterable[str] = STYLES) -> list[Entry]:
@@ -90,10 +110,10 @@ def entries(emoji_json: Sequence[dict], styles: Iterable[str] = STYLES) -> list[
         for e in sorted(emoji_json, key=lambda e: e.get("sort_order", 0)):
             name = " ".join(str(e["name"] or e.get("short_name", "")).lower().split())
             if e.get(f"has_img_{style}"):
-                out.append(Entry(e["image"], name, None, style, e.get("category", "")))
+                out.append(Entry(e["image"], name, None, style, e.get("category", ""), e.get("subcategory", "")))
             for key, var in sorted((e.get("skin_variations") or {}).items()):
                 if var.get(f"has_img_{style}"):
-                    out.append(Entry(var["image"], name, tone_words(key), style, e.get("category", "")))
+                    out.append(Entry(var["image"], name, tone_words(key), style, e.get("category", ""), e.get("subcategory", "")))
     return out
 
 
@@ -244,6 +264,7 @@ def write(out: Path, images: np.ndarray, items: Sequence[Entry], heldout: np.nda
             tones=np.array([e.tones or "" for e in items]),
             styles=np.array([e.style for e in items]),
             categories=np.array([e.category for e in items]),
+            subcategories=np.array([e.subcategory for e in items]),
             heldout=heldout,
         )
     os.replace(tmp, out)
@@ -261,13 +282,20 @@ class EmojiData:
     heldout: np.ndarray
     tones: np.ndarray  # "" for the base emoji (no skin tone)
     categories: np.ndarray
+    subcategories: np.ndarray  # "" in files written before subcategories were stored
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, mask: np.ndarray) -> "EmojiData":
         return EmojiData(self.images[mask], self.captions[mask], self.names[mask], self.styles[mask], self.heldout[mask],
-                         self.tones[mask], self.categories[mask])
+                         self.tones[mask], self.categories[mask], self.subcategories[mask])
+
+    def captions_at(self, level: str) -> np.ndarray:
+        """Every image's caption at ``level`` (one of :data:`LEVELS`)."""
+        k = LEVELS.index(level)
+        return np.array([caption_levels(n, s, t or None, c, sc)[k] for n, s, t, c, sc in
+                         zip(self.names, self.styles, self.tones, self.categories, self.subcategories)])
 
     @property
     def train(self) -> "EmojiData":
@@ -284,7 +312,8 @@ def load(path: Path | str | None = None) -> EmojiData:
     if not path.is_file():
         raise FileNotFoundError(f"dataset '{path}' does not exist; build it with `latentscape train data`.")
     with np.load(path) as z:
-        return EmojiData(z["images"], z["captions"], z["names"], z["styles"], z["heldout"], z["tones"], z["categories"])
+        sub = z["subcategories"] if "subcategories" in z.files else np.full(len(z["names"]), "")
+        return EmojiData(z["images"], z["captions"], z["names"], z["styles"], z["heldout"], z["tones"], z["categories"], sub)
 
 
 def to_tensor(images: np.ndarray):

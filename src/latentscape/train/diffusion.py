@@ -10,6 +10,10 @@ Choices (see the README's training section for the numbers behind them):
   unconditional/negative prompt, so classifier-free guidance works.
 - EMA weights are what gets exported.
 - No flips or other augmentation: a mirrored emoji is a different picture (text, arrows, hands).
+- Captions at several levels (``caption_mix``, off by default): each image's caption is drawn per step from
+  its fine caption, ``<group>, <style> style``, ``<style> style`` and ``<name>`` (``data.caption_levels``)
+  with these probabilities, so a coarse caption names many emoji (seeds choose among them, CFG trades
+  diversity for adherence) while the fine captions stay exact.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class DiffusionTrainConfig:
     eval_every: int = 2000
     eval_captions: int = 64
     bf16: bool = True  # autocast; on this AMX CPU with the settings in `fast_training` it is ~1.6x faster than fp32
+    caption_mix: tuple[float, ...] = ()  # probabilities of data.LEVELS (fine, group, style, name); () = fine only
 
 
 def noise_scheduler(prediction_type: str = "v_prediction"):
@@ -83,6 +88,19 @@ def fast_training(unet, text_encoder):
     if hasattr(text_encoder, "set_attn_implementation"):
         text_encoder.set_attn_implementation("eager")
     return unet.to(memory_format=torch.channels_last), text_encoder
+
+
+def check_caption_mix(mix: tuple[float, ...]) -> torch.Tensor | None:
+    """``caption_mix`` as a probability tensor over ``data.LEVELS``, None when empty; one sentence if invalid."""
+    from latentscape.errors import LatentscapeError
+
+    if not mix:
+        return None
+    values = torch.tensor([float(v) for v in mix], dtype=torch.float64)
+    if len(mix) != len(emoji_data.LEVELS) or not bool(torch.isfinite(values).all()) or bool((values < 0).any()) or values.sum() <= 0:
+        raise LatentscapeError(f"caption_mix {tuple(mix)} is not allowed; it takes {len(emoji_data.LEVELS)} non-negative weights "
+                               f"for the levels {', '.join(emoji_data.LEVELS)}, not all zero.")
+    return (values / values.sum()).float()
 
 
 def tokenize(tok, captions, max_length: int) -> torch.Tensor:
@@ -131,14 +149,16 @@ def train(cfg: DiffusionTrainConfig, data_path, vae_run: Path, run_dir: Path, *,
     z_mean = torch.from_numpy(mean[train_mask]).float()  # (N, 4, 8, 8) raw VAE latents
     z_std = torch.from_numpy(std[train_mask]).float()
 
+    mix = check_caption_mix(cfg.caption_mix)
+    levels = [data.captions] if mix is None else [data.captions_at(level) for level in emoji_data.LEVELS]
     tok_dir = run_dir / "tokenizer"
     rank, size = loop.world()
     if rank == 0 and not (tok_dir / "vocab.json").is_file():
-        bpe.train(sorted(set(data.captions.tolist())), tok_dir, cfg.text.max_length)
+        bpe.train(sorted(set(c for captions in levels for c in captions.tolist())), tok_dir, cfg.text.max_length)
     if size > 1:
         torch.distributed.barrier()
     tok = CLIPTokenizer.from_pretrained(tok_dir)
-    ids = tokenize(tok, data.captions[train_mask], cfg.text.max_length)
+    level_ids = torch.stack([tokenize(tok, captions[train_mask], cfg.text.max_length) for captions in levels])  # (L, N, T)
     empty_ids = tokenize(tok, [""], cfg.text.max_length)[0]
 
     text_encoder = build_text_encoder(cfg.text, len(tok), tok.bos_token_id, tok.eos_token_id, tok.pad_token_id).to(dev).train()
@@ -153,7 +173,7 @@ def train(cfg: DiffusionTrainConfig, data_path, vae_run: Path, run_dir: Path, *,
     state = loop.State(0, modules, opt, ema, {})
     config = loop.config_dict(cfg.unet, cfg.text, cfg.loop) | {
         k: getattr(cfg, k) for k in ("prediction_type", "min_snr_gamma", "caption_dropout", "latent_noise", "bf16")
-    } | {"scheduler": SCHEDULER}
+    } | {"scheduler": SCHEDULER} | ({"caption_mix": list(cfg.caption_mix)} if mix is not None else {})  # absent when off: older runs resume
     loop.resume_if_present(run_dir, state, resume, config)
 
     sched = noise_scheduler(cfg.prediction_type)
@@ -169,7 +189,8 @@ def train(cfg: DiffusionTrainConfig, data_path, vae_run: Path, run_dir: Path, *,
         noise = torch.randn(z.shape, generator=gen)
         t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=gen)
         drop = torch.rand(b, generator=gen) < cfg.caption_dropout
-        batch_ids = torch.where(drop[:, None], empty_ids[None], ids[idx])
+        level = torch.multinomial(mix, b, replacement=True, generator=gen) if mix is not None else torch.zeros(b, dtype=torch.long)
+        batch_ids = torch.where(drop[:, None], empty_ids[None], level_ids[level, idx])
         x0, noise, t, batch_ids = (loop.shard(v).to(dev) for v in (z * scale, noise, t, batch_ids))  # x0 in model space
         xt = sched.add_noise(x0, noise, t)
         with loop.autocast(dev, cfg.bf16):
