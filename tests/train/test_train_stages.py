@@ -223,6 +223,9 @@ def test_eval_measures(runs, dataset, tmp_path):
     assert "| CFG | name top-1 |" in table and "| dpmpp_2m | base names (gated) |" in table
     stored = json.loads((tmp_path / "runs" / "eval.json").read_text())
     assert set(stored["adherence"]["samplers"]) == {"euler", "dpmpp_2m"}
+    coarse = stored["coarse"]  # one group ("an objects emoji") per style in the synthetic data, 2 seeds each
+    assert coarse["n"] == 2 and 1 <= coarse["distinct_names_min"] <= 2 and "Coarse captions (group + style)" in table
+    assert set(coarse["per_caption"]) == {"an objects emoji, google style", "an objects emoji, twitter style"}
     assert stored["adherence"]["samplers"]["euler"]["train"]["n"] == 2
     assert set(stored["gates"]) == {"vae.psnr", "vae.ssim", "euler.base.name_top1", "euler.base.style_acc",
                                     "dpmpp_2m.base.name_top1", "dpmpp_2m.base.style_acc"}

@@ -191,11 +191,14 @@ def cmd_eval(args) -> None:
     from latentscape.train import evaluate
 
     _positive(args, "captions", "sampling_steps", "sweep_prompts", "eval_batch")
+    if args.coarse_prompts < 0:
+        raise LatentscapeError(f"--coarse-prompts {args.coarse_prompts} is not allowed; it takes a whole number >= 0.")
     samplers = tuple(s.strip() for s in args.samplers.split(",") if s.strip())
     if not samplers:
         raise LatentscapeError("--samplers got no sampler name; pass a comma-separated list such as euler,dpmpp_2m.")
     cfg = evaluate.EvalConfig(n_captions=args.captions, steps=args.sampling_steps, sweep_prompts=args.sweep_prompts,
-                              seed=args.seed, skip_sweep=args.no_sweep, batch=args.eval_batch, samplers=samplers)
+                              seed=args.seed, skip_sweep=args.no_sweep, batch=args.eval_batch, samplers=samplers,
+                              coarse_prompts=args.coarse_prompts)
     evaluate.main(args.model or EMBEDDED, args.data, cfg, out=args.out, threads=args.threads, device=args.device, runs=args.runs,
                   baseline=args.baseline)
 
@@ -255,6 +258,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--sampling-steps", type=int, default=25)
     p.add_argument("--sweep-prompts", type=int, default=32)
     p.add_argument("--eval-batch", type=int, default=64)
+    p.add_argument("--coarse-prompts", type=int, default=8, help="group+style captions for the diversity measure (0 skips it)")
     p.add_argument("--no-sweep", action="store_true")
     p.set_defaults(func=cmd_eval)
     return train

@@ -9,6 +9,9 @@
     are on this set.
   - ``train``: any training caption (tone variants included), as the first eval reported.
   - ``heldout``: held-out captions (an unseen name x style/tone combination whose name exists in training).
+- Coarse captions (``<group>, <style> style``, :func:`latentscape.train.data.caption_levels`): for each of
+  ``coarse_prompts`` groups x styles, ``sweep_seeds`` seeds at CFG 7.5 (Euler); how many different emoji
+  names their nearest training images carry (the target: at least 4 of 8), and whether the style holds.
 - CFG sweep at 1, 3, 5, 7.5, 10, 15 on the first ``sweep_prompts`` base-name captions x ``sweep_seeds``
   seeds (Euler): adherence, and diversity = mean pairwise RMS pixel distance (in [0, 1] units) between the
   seeds' images, averaged over prompts.
@@ -52,6 +55,7 @@ class EvalConfig:
     seed: int = 0
     skip_sweep: bool = False
     batch: int = 64
+    coarse_prompts: int = 8  # 0 skips the coarse-caption measure
 
 
 def family(vae, text_encoder, tokenizer, unet, scheduler, device: torch.device | str = "cpu"):
@@ -137,6 +141,32 @@ def cfg_sweep(model, data: emoji_data.EmojiData, indices: Sequence[int], cfg: Ev
     return rows
 
 
+def coarse_captions(data: emoji_data.EmojiData, n: int, seed: int = 1234) -> list[str]:
+    """A seeded sample of ``n`` distinct group+style captions of training images (groups of 4+ names first)."""
+    train = data.train
+    groups = train.captions_at("group")
+    names_per: dict[str, set] = {}
+    for g, name in zip(groups.tolist(), train.names.tolist()):
+        names_per.setdefault(g, set()).add(name)
+    pool = sorted(g for g, names in names_per.items() if len(names) >= 4) or sorted(names_per)
+    rng = np.random.default_rng(seed)
+    return [pool[i] for i in rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
+
+
+def coarse_diversity(model, data: emoji_data.EmojiData, captions: Sequence[str], cfg: EvalConfig) -> dict:
+    """Distinct nearest-image names among ``sweep_seeds`` seeds of each coarse caption (CFG ``guidance_scale``)."""
+    seeds = [cfg.seed + k for _ in captions for k in range(cfg.sweep_seeds)]
+    prompts = [c for c in captions for _ in range(cfg.sweep_seeds)]
+    images = generate(model, prompts, seeds, cfg.guidance_scale, cfg.steps, "euler", cfg.batch)
+    nn = nearest(images, data.train.images).reshape(len(captions), cfg.sweep_seeds)
+    distinct = [len(set(data.train.names[row].tolist())) for row in nn]
+    wanted = [c.rsplit(", ", 1)[1].split()[0] for c in captions]
+    style = float(np.mean([data.train.styles[row] == w for row, w in zip(nn, wanted)]))
+    return {"n": len(captions), "seeds": cfg.sweep_seeds, "distinct_names_mean": float(np.mean(distinct)),
+            "distinct_names_min": int(min(distinct)), "at_least_4": float(np.mean([d >= 4 for d in distinct])), "style_acc": style,
+            "per_caption": dict(zip(captions, distinct))}
+
+
 def gated(results: dict) -> dict[str, float]:
     """The gated numbers: the VAE's held-out PSNR/SSIM and, per sampler, base-name name top-1 and style."""
     out = {f"vae.{k}": results["vae"][k] for k in ("psnr", "ssim") if "vae" in results}
@@ -184,6 +214,11 @@ def markdown(results: dict) -> str:
         for r in results["cfg_sweep"]:
             lines.append(f"| {r['guidance_scale']:g} | {r['name_top1']:.3f} | {r['style_acc']:.3f} | {r['diversity']:.4f} |")
         lines.append("")
+    if results.get("coarse"):
+        c = results["coarse"]
+        lines += [f"Coarse captions (group + style), CFG {a['guidance_scale'] if a else ''}, {c['seeds']} seeds each: "
+                  f"{c['distinct_names_mean']:.2f} different emoji names on average (min {c['distinct_names_min']}), "
+                  f"{c['at_least_4']:.0%} of {c['n']} captions with at least 4, style {c['style_acc']:.3f}.", ""]
     if results.get("gates"):
         lines += ["| gated number | value | target | |", "|---|---|---|---|"]
         for name, g in results["gates"].items():
@@ -233,6 +268,9 @@ def main(model: Path, data_path, cfg: EvalConfig, *, out: Path | None = None, th
     results["adherence"] = {"guidance_scale": cfg.guidance_scale, "steps": cfg.steps, "samplers": per_sampler}
     if not cfg.skip_sweep:
         results["cfg_sweep"] = cfg_sweep(m, data, sets["base"][: cfg.sweep_prompts], cfg)
+    if cfg.coarse_prompts:
+        results["coarse"] = coarse_diversity(m, data, coarse_captions(data, cfg.coarse_prompts), cfg)
+        log.info("coarse captions: %s", {k: v for k, v in results["coarse"].items() if k != "per_caption"})
     results["gates"] = gates(results)
     if base is not None:
         results["compare"] = compare(results, base)
