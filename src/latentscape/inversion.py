@@ -270,3 +270,20 @@ def interpolate_step_noise(a: StepNoise, b: StepNoise, t: Sequence[float]) -> St
     steps = [slerp(a.noise[i].expand(len(tt), *a.noise.shape[2:]), b.noise[i].expand(len(tt), *b.noise.shape[2:]), tt)
              for i in range(a.noise.shape[0])]
     return StepNoise(noise=torch.stack(steps), scales=a.scales)
+
+
+def interpolate_inversions(a: Inversion, b: Inversion, t: Sequence[float]) -> Inversion:
+    """A path between two single-item inversions of the same method, steps and CFG: item k slerps the starting
+    noise and (``exact``) every step's noise map at ``t[k]``. t = 0 replays ``a`` exactly (its image), t = 1 ``b``."""
+    from dataclasses import replace
+
+    from latentscape.core.interpolate import slerp
+
+    same = (a.method, a.sampler, a.steps, a.guidance_scale, a.embedded_guidance) == (b.method, b.sampler, b.steps, b.guidance_scale, b.embedded_guidance)
+    if not same or a.noise.shape != b.noise.shape or a.noise.shape[0] != 1:
+        raise ValueError("inversions to interpolate must be single items with the same method, steps, CFG and shape")
+    tt = torch.as_tensor(list(t), dtype=torch.float64)
+    n = len(tt)
+    noise = slerp(a.noise.expand(n, *a.noise.shape[1:]), b.noise.expand(n, *b.noise.shape[1:]), tt)
+    step_noise = interpolate_step_noise(a.step_noise, b.step_noise, t) if a.step_noise is not None else None
+    return replace(a, noise=noise, step_noise=step_noise)

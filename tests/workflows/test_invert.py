@@ -92,3 +92,21 @@ def test_invert_file_replays_to_the_vae_round_trip_on_the_embedded_model(embedde
     ddim = invert_image(embedded, path, InvertConfig(image=str(path), prompt=str(test.captions[0]), method="ddim", steps=10), cache=False)
     gap = measure(embedded, ddim)
     assert gap["ceiling_psnr_db"] - 3 < gap["psnr_db"] < gap["ceiling_psnr_db"] + 0.5
+
+
+def test_a_path_between_two_exact_inversions_starts_and_ends_on_the_images(embedded, tmp_path):
+    from latentscape.inversion import interpolate_inversions
+    from latentscape.train import data
+
+    test = data.load().test
+    results = []
+    for k in (0, 1):
+        Image.fromarray(test.images[k]).save(tmp_path / f"{k}.png")
+        results.append(invert_image(embedded, tmp_path / f"{k}.png", steps=8, cache=False))
+    path = interpolate_inversions(results[0].inversion, results[1].inversion, [0.0, 0.5, 1.0])
+    frames = invert_workflow.decode_images(embedded, invert_workflow.reconstruct(embedded, path))
+    for frame, result in ((frames[0], results[0]), (frames[2], results[1])):
+        vae = invert_workflow.decode_images(embedded, result.image_latents)[0]
+        assert np.abs(np.asarray(frame).astype(int) - np.asarray(vae).astype(int)).max() <= 1
+    middle = np.asarray(frames[1]).astype(int)
+    assert all(np.abs(middle - np.asarray(f).astype(int)).mean() > 2 for f in (frames[0], frames[2]))
