@@ -26,7 +26,7 @@ def test_generate_json_batch_and_replay_bit_exact(tiny_sd, tmp_path, capsys):
     payload = json.loads(out)
     assert [o["seed"] for o in payload["outputs"]] == [7, 8]
     assert files(tmp_path) == ["cat-0.png", "cat-1.png"]
-    code, _, _ = run(capsys, "replay", tmp_path / "cat-1.png", "-o", tmp_path / "again.png", "--quiet")
+    code, _, _ = run(capsys, "replay", tmp_path / "cat-1.png", "-o", tmp_path / "again.png", "--quiet", "--model-from-recipe")
     assert code == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "again.png")), np.asarray(Image.open(tmp_path / "cat-1.png")))
     with Image.open(tmp_path / "cat-1.png") as im:
@@ -51,7 +51,7 @@ def test_img2img_encode_decode_inspect(tiny_sd, tmp_path, capsys):
     src = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(src)
     assert run(capsys, "img2img", src, "a cat", "--model", tiny_sd, "--strength", 0.5, "--steps", 4, "--seed", 1, "-o", tmp_path / "i2i.png", "-q")[0] == 0
-    assert run(capsys, "replay", tmp_path / "i2i.png", "-o", tmp_path / "i2i_again.png", "-q")[0] == 0
+    assert run(capsys, "replay", tmp_path / "i2i.png", "-o", tmp_path / "i2i_again.png", "-q", "--model-from-recipe")[0] == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "i2i.png")), np.asarray(Image.open(tmp_path / "i2i_again.png")))
     assert run(capsys, "encode", src, "--model", tiny_sd, "-o", tmp_path / "z.safetensors")[0] == 0
     assert run(capsys, "decode", tmp_path / "z.safetensors", "--model", tiny_sd, "-o", tmp_path / "dec.png")[0] == 0
@@ -68,7 +68,7 @@ def test_replay_refuses_a_changed_input(tiny_sd, tmp_path, capsys):
     Image.new("RGB", (32, 32), (200, 10, 10)).save(src)
     assert run(capsys, "img2img", src, "p", "--model", tiny_sd, "--steps", 2, "-o", tmp_path / "o.png", "-q")[0] == 0
     Image.new("RGB", (32, 32), (10, 200, 10)).save(src)
-    code, _, err = run(capsys, "replay", tmp_path / "o.png", "-o", tmp_path / "r.png")
+    code, _, err = run(capsys, "replay", tmp_path / "o.png", "-o", tmp_path / "r.png", "--model", tiny_sd)
     assert code == 2 and "has changed since the output was made" in err
     assert not (tmp_path / "r.png").exists()
 

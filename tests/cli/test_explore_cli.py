@@ -79,7 +79,7 @@ def test_every_verb_writes_outputs_that_replay(tiny_sd, tmp_path, monkeypatch, c
     m = ["--model", tiny_sd, *FAST]
     assert _run(capsys, "generate", "a red cat", "--seed", "3", "--cfg", "5", *m, "-o", "gen.png")[0] == 0
     runs = {
-        "vary": ["vary", "gen.png", "-n", "2", "--strength", "0", "--variation-seed", "7", "-q", "-o", "v.png"],
+        "vary": ["vary", "gen.png", "-n", "2", "--strength", "0", "--variation-seed", "7", "-q", "-o", "v.png", "--model-from-recipe"],
         "blend": ["blend", "a red cat@3", "a dog@9", "gen.png", "--weights", "1,1,1", *m, "-o", "b.png"],
         "mix": ["mix", "a red cat@3", "a dog", "--ratio", "0,0.5", "--mode", "schedule", *m, "-o", "mix.png"],
         "explore": ["explore", "a red cat@3", "--grid", "3x3", "--save-cells", "cells", *m, "-o", "e.png"],
@@ -94,7 +94,7 @@ def test_every_verb_writes_outputs_that_replay(tiny_sd, tmp_path, monkeypatch, c
     assert Path("map.html").read_text().count("data:image/png;base64,") == 6
     assert len(list(Path("cells").glob("cell-*.png"))) == 9
     for made in ["v-1.png", "b.png", "mix-1.png", "e.png", "cells/cell-004.png", "map.png", "sw.png", "sw-chart.png", "math.png"]:
-        code, _, err = _run(capsys, "replay", made, "-o", "again.png", "-q")
+        code, _, err = _run(capsys, "replay", made, "-o", "again.png", "-q", "--model-from-recipe")
         assert code == 0, (made, err)
         assert _same(Path(made), Path("again.png")) == 0, made
     code, out, _ = _run(capsys, "math", '"a red cat"', "--seed", "3", "--cfg", "5", *m, "-o", "m1.png", "--json")

@@ -38,7 +38,7 @@ def test_morph_mp4_with_frames_json_and_replay(tiny_sd, tmp_path, capsys):
     assert sum(1 for _ in reader) == 5
     reader.close()
 
-    code, _, _ = run(capsys, "replay", tmp_path / "m.mp4.manifest.json", "-o", tmp_path / "again.mp4", "--quiet")
+    code, _, _ = run(capsys, "replay", tmp_path / "m.mp4.manifest.json", "-o", tmp_path / "again.mp4", "--quiet", "--model", tiny_sd)
     assert code == 0
     assert (tmp_path / "again.mp4").read_bytes() == out.read_bytes()
 

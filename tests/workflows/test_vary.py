@@ -38,8 +38,8 @@ def test_a_generated_png_is_varied_from_its_recipe_and_outputs_replay(request, t
     model = load_family(request, "tiny_sd")
     out = generate(model, GenerateConfig(prompt="a photo of a cat", seed=5, cfg=6.0, sampler="heun", **FAST))
     path = save_png(out.images[0], tmp_path / "source.png", out.recipes[0])
-    config, recipe_model = vary_config(str(path), n=2, strength=0.0, variation_seed=1)
-    assert recipe_model == model.model_id
+    config, source = vary_config(str(path), n=2, strength=0.0, variation_seed=1)
+    assert source.model == model.model_id
     assert (config.prompt, config.seed, config.cfg, config.sampler) == ("a photo of a cat", 5, 6.0, "heun")
     varied = vary(model, config)
     assert_same(varied.images[0], out.images[0])
@@ -57,8 +57,8 @@ def test_an_external_image_gets_img2img_variations(request, tmp_path):
     model = load_family(request, "tiny_sd")
     image = standalone(model, "mountain landscape", 2)
     image.save(tmp_path / "photo.png")  # no recipe: an external image
-    config, recipe_model = vary_config(str(tmp_path / "photo.png"), n=2, strength="subtle", seed=40, prompt="a lake", steps=4)
-    assert recipe_model is None and config.init_image
+    config, source = vary_config(str(tmp_path / "photo.png"), n=2, strength="subtle", seed=40, prompt="a lake", steps=4)
+    assert source is None and config.init_image
     out = vary(model, config)
     ref = generate(model, GenerateConfig(prompt="a lake", seed=40, batch=2, init_image=str(tmp_path / "photo.png"),
                                          strength=PRESETS["subtle"]["image"], steps=4, cfg=config.cfg))

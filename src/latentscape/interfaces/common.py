@@ -64,15 +64,31 @@ def load_model(args: argparse.Namespace):
                 allow_pickle=args.allow_pickle, offload=args.offload)
 
 
-def load_for_replay(args: argparse.Namespace, recipe):
-    """The recipe's model, loaded as it was (single-file config, dtype) unless flags override it."""
+def add_recipe_model_args(p: argparse.ArgumentParser) -> None:
+    """``--model-from-recipe``: the one way a recipe read from a file chooses the model (it is untrusted)."""
+    p.add_argument("--model-from-recipe", action="store_true",
+                   help="load the model the recipe names (a folder, file or hub id written in the PNG: only for files you "
+                        "trust); default: --model, else the embedded model")
+
+
+def load_for_replay(args: argparse.Namespace, recipe_model: str, load_options=None):
+    """The model for a job whose recipe came from a file: ``--model``, else the recipe's model (as it was
+    loaded: single-file config, dtype) with ``--model-from-recipe``, else the default; a note on stderr when
+    that is not the model the recipe was made with."""
     from latentscape.models.load import load
 
     if not getattr(args, "verbose", False):
         quiet_loading()
-    options = dict(recipe.load or {})
-    return load(args.model or recipe.model, device=args.device, dtype=args.dtype or options.get("dtype"),
-                config=args.config or options.get("config"), allow_pickle=args.allow_pickle, offload=args.offload)
+    options = dict(load_options or {})
+    from_recipe = args.model is None and getattr(args, "model_from_recipe", False)
+    model = load(recipe_model if from_recipe else args.model, device=args.device,
+                 dtype=args.dtype or (options.get("dtype") if from_recipe else None),
+                 config=args.config or (options.get("config") if from_recipe else None),
+                 allow_pickle=args.allow_pickle, offload=args.offload)
+    if model.model_id != recipe_model:
+        print(f"note: the recipe was made with model '{recipe_model}' but '{model.model_id}' is loaded, so the result "
+              "will differ; pass --model-from-recipe to load the recipe's model (only for files you trust).", file=sys.stderr)
+    return model
 
 
 def size_args(args: argparse.Namespace) -> tuple[int | None, int | None]:

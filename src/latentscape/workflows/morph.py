@@ -33,16 +33,20 @@ from latentscape.sampling import StepCallback
 from latentscape.workflows.common import (
     MAX_BATCH, check_sampling, config_dict, guidance, make_recipe, require, resolve_size,
 )
+from latentscape.workflows.inputs import anchor_inputs
 from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe, resolve
 from latentscape.workflows.morph_images import load_keyframe_images
 from latentscape.workflows.morph_manifest import FrameStore, manifest_path, read_manifest_recipe, work_folder
 from latentscape.workflows.morph_pacing import consecutive_distances, resolve_distance
+from latentscape.workflows.frame_tree import CountingCallback, FrameTree, adaptive_frames, full_render_evaluations
+from latentscape.workflows.morph_pacing import smoothness_report
+from latentscape.core.smoothness import SmoothnessReport
 from latentscape.workflows.morph_render import (
     Anchors, FrameRenderer, Progress, RenderSettings, build_anchors, encode_images, render_latents,
 )
 from latentscape.workflows.render import check_keyframe_cfgs
 
-PACINGS = ("uniform", "perceptual")
+PACINGS = ("uniform", "perceptual", "adaptive")
 MAX_FRAMES = 10_000
 
 
@@ -76,6 +80,7 @@ class MorphConfig:
     ease: str = "linear"
     pacing: str = "uniform"
     distance: str = "auto"
+    max_step: float = 1.5  # adaptive pacing: grow frames until the largest step <= max_step x the mean step
     interpolation: str = "slerp"
     cond_interpolation: str = "lerp"
     batch_size: int = 8
@@ -102,6 +107,7 @@ class MorphOutput:
     distance: str
     smoothness: dict[str, Smoothness] = field(default_factory=dict)  # "before" (uniform) and "after"
     keyframe_frames: list[int] = field(default_factory=list)
+    report: SmoothnessReport | None = None  # both distances, frames and model evaluations
 
     @property
     def recipes(self) -> list[Recipe]:
@@ -148,6 +154,8 @@ def check_config(config: MorphConfig) -> list[Keyframe]:
     if any(kf.image is not None for kf in keyframes):
         require(0 < config.strength <= 1, f"--strength got {config.strength}; expected a number in (0, 1].")
     resolve_distance(config.distance)
+    require(isinstance(config.max_step, (int, float)) and not isinstance(config.max_step, bool) and 1 < config.max_step < float("inf"),
+            f"--max-step got {config.max_step}; expected a number greater than 1 (the largest step allowed, in mean steps).")
     load_keyframe_images(keyframes, config.width, config.height, config.resize, multiple=None)
     return keyframes
 
@@ -203,6 +211,7 @@ def morph(
     img2img = bool(plan.images)
     if img2img:
         anchors.latents = _start_latents(model, anchors, plan, settings, callback)
+    counter = callback = CountingCallback(callback)
     renderer = FrameRenderer(model, anchors, settings, batch_size=config.batch_size, closed=config.closed,
                              img2img=img2img, store=store, callback=callback, progress=progress)
 
@@ -215,6 +224,11 @@ def morph(
         positions = repace(probe_positions, before, k, config.closed, config.ease)
         if store is not None:
             store.data["pacing"] = {"distance": plan.distance, "probe_distances": before}
+    elif config.pacing == "adaptive":  # a frame tree; its frames go through the renderer to the store
+        tree = FrameTree(model, anchors, settings, plan.distance, img2img=img2img, closed=config.closed,
+                         batch_size=config.batch_size, callback=callback, progress=progress)
+        positions, tree_frames, _ = adaptive_frames(tree, config.frames, config.max_step, config.ease)
+        renderer.rendered.update(zip(positions, tree_frames))
     else:
         positions = uniform_positions(k, config.frames, config.closed, config.ease)
     frames = renderer.stage("final", positions)
@@ -224,13 +238,15 @@ def morph(
         # the measurements were too coarse to help: keep the (already rendered) uniform frames
         positions, after, stats["after"] = probe_positions, before, stats["before"]
         frames = renderer.stage("final", positions)
+    report = smoothness_report(frames, plan.distance, closed=config.closed, model_evaluations=counter.count,
+                               full_render_evaluations=full_render_evaluations(model, settings, plan.width, plan.height, img2img))
     if store is not None:
         store.data["pacing"] = {**(store.data["pacing"] or {}), "distance": plan.distance, "distances": after,
-                                **{f"smoothness_{k}": s.to_dict() for k, s in stats.items()}}
+                                **{f"smoothness_{k}": s.to_dict() for k, s in stats.items()}, "report": report.to_dict()}
         store.save()
     on_keyframes = [positions.index(float(i)) for i in range(k)]
     return MorphOutput(images=frames, positions=positions, recipe=recipe, distance=plan.distance, smoothness=stats,
-                       keyframe_frames=on_keyframes)
+                       keyframe_frames=on_keyframes, report=report)
 
 
 def _start_latents(model, anchors: Anchors, plan: _Plan, settings: RenderSettings, callback) -> torch.Tensor:
@@ -282,7 +298,7 @@ def render_morph(
             config = dataclasses.replace(config, seed=previous.seed)
         config = _previous_keyframe_seeds(config, previous)
     plan = _plan(model, config)  # validate before touching any file
-    recipe = _recipe(model, plan, config)
+    recipe = anchor_inputs(_recipe(model, plan, config), output)
     if resume:
         store = FrameStore.resume(mpath, output, recipe, frames_dir=save_frames)
     else:
@@ -297,7 +313,7 @@ def render_morph(
         from latentscape.io.recipe import save_png
 
         labels = [f"{i}: {u:.3f}" for i, u in enumerate(out.positions)]
-        save_png(make_sheet(out.images, labels=labels), contact_sheet, out.recipe)
+        save_png(make_sheet(out.images, labels=labels), contact_sheet, anchor_inputs(out.recipe, contact_sheet))
     store.data["output"] = {"path": str(output), "sha256": file_sha256(output), "frames": len(sequence),
                             "contact_sheet": str(contact_sheet) if contact_sheet else None}
     store.data["complete"] = True
@@ -318,6 +334,9 @@ def _previous_keyframe_seeds(config: MorphConfig, previous: Recipe) -> MorphConf
     return dataclasses.replace(config, keyframes=tuple(keyframes))
 
 
-def replay_morph(model: Family, recipe: Recipe, output: str | Path, **kwargs) -> MorphOutput:
-    """Re-render a morph from its recipe (manifest or contact sheet) to ``output`` (a video)."""
-    return render_morph(model, MorphConfig.from_params(dict(recipe.params)), output, **kwargs)
+def replay_morph(model: Family, recipe: Recipe, output: str | Path, *, recipe_file: str | Path | None = None, **kwargs) -> MorphOutput:
+    """Re-render a morph from its recipe (manifest or contact sheet ``recipe_file``) to ``output`` (a video);
+    its keyframe images are only the recipe's recorded inputs (see :mod:`latentscape.workflows.inputs`)."""
+    from latentscape.workflows.replay import check_inputs
+
+    return render_morph(model, check_inputs(recipe, recipe_file=recipe_file), output, **kwargs)

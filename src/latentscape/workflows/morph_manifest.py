@@ -260,5 +260,11 @@ def check_same(old: Recipe, new: Recipe, where: str | os.PathLike) -> None:
         a, b = old.params.get(key), new.params.get(key)
         if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
             raise LatentscapeError(f"--resume: '{where}' was rendered with {key} = {json.dumps(a)} but this run has {json.dumps(b)}; rerun with the same settings or start over without --resume.")
-    if json.dumps(old.inputs, sort_keys=True) != json.dumps(new.inputs, sort_keys=True):
+    if _hashes(old.inputs) != _hashes(new.inputs):
         raise LatentscapeError(f"--resume: a keyframe image changed since '{where}' was written (SHA-256 differs); start over without --resume.")
+
+
+def _hashes(inputs: Any) -> dict[str, list[Any]]:
+    """Each input role's SHA-256s: what decides the frames (the paths may be recorded differently)."""
+    return {role: [e.get("sha256") if isinstance(e, dict) else e for e in (item if isinstance(item, list) else [item])]
+            for role, item in dict(inputs).items()}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from latentscape.errors import LatentscapeError
-from latentscape.io.recipe import Recipe, file_sha256, read_recipe
+from latentscape.io.recipe import Recipe, read_recipe
 from latentscape.models.family import Family
 from latentscape.workflows.common import Output
+from latentscape.workflows.inputs import resolve_inputs
 
 # recipe.workflow -> (module, config class, function); imported lazily.
 WORKFLOWS: dict[str, tuple[str, str, str]] = {
@@ -49,16 +50,11 @@ def load_recipe(path: str | Path) -> Recipe:
     return read_recipe(path)
 
 
-def check_inputs(recipe: Recipe) -> None:
-    """Every input file the recipe names must still exist with the same content."""
-    for role, item in recipe.inputs.items():
-        entries = item if isinstance(item, list) else [item]
-        for entry in entries:
-            path = Path(entry["path"])
-            if not path.is_file():
-                raise LatentscapeError(f"the recipe's {role} '{path}' no longer exists; replay needs the same input file.")
-            if file_sha256(path) != entry["sha256"]:
-                raise LatentscapeError(f"the recipe's {role} '{path}' has changed since the output was made (SHA-256 differs); replay would not reproduce it.")
+def check_inputs(recipe: Recipe, *, recipe_file: str | Path | None = None, search: Sequence[str | Path] = ()):
+    """The recipe's workflow config, with every file it names checked against the recipe's recorded inputs
+    (exists, same SHA-256, found by hash when moved: see :mod:`latentscape.workflows.inputs`); call it
+    before loading a model."""
+    return resolve_inputs(recipe, config_from_recipe(recipe), recipe_file=recipe_file, search=search)
 
 
 def config_from_recipe(recipe: Recipe):
@@ -73,8 +69,11 @@ def config_from_recipe(recipe: Recipe):
     return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in recipe.params.items()})
 
 
-def replay(model: Family, recipe: Recipe, **kwargs) -> Output:
-    """Run the recipe's workflow again on ``model``; returns the whole batch (``recipe.batch_index`` is this one)."""
-    check_inputs(recipe)
+def replay(model: Family, recipe: Recipe, config: Any = None, **kwargs) -> Output:
+    """Run the recipe's workflow again on ``model``; returns the whole batch (``recipe.batch_index`` is this one).
+
+    ``config``: the one :func:`check_inputs` returned (else it is checked here, inputs at their recorded paths).
+    """
+    config = check_inputs(recipe) if config is None else config
     _, fn = resolve(recipe.workflow)
-    return fn(model, config_from_recipe(recipe), **kwargs)
+    return fn(model, config, **kwargs)

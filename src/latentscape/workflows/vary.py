@@ -87,15 +87,20 @@ def resolve_strength(strength: float | str, mode: str) -> float:
 
 def _generated_recipe(path: Path) -> Recipe | None:
     """The txt2img recipe in ``path`` when it is a latentscape PNG made by ``generate``; else None."""
+    from latentscape.io.recipe_schema import validate_params
+    from latentscape.workflows.generate import GenerateConfig
+
     try:
         recipe = read_recipe(path)
+        validate_params(GenerateConfig, recipe.params)  # untrusted: params of the wrong type make it a plain image
     except LatentscapeError:
         return None
     return recipe if recipe.workflow == "generate" and not recipe.params.get("init_image") else None
 
 
-def vary_config(source: str, **overrides: Any) -> tuple[VaryConfig, str | None]:
-    """A :class:`VaryConfig` for ``source`` (see ``SOURCE_HELP``) and the model its recipe names (or None).
+def vary_config(source: str, **overrides: Any) -> tuple[VaryConfig, Recipe | None]:
+    """A :class:`VaryConfig` for ``source`` (see ``SOURCE_HELP``) and the generated source's recipe (or None);
+    the recipe is untrusted, so the model it names is for the caller to use only when the user asks.
 
     ``overrides`` (None values are ignored) replace what the source gives, e.g. ``steps`` or ``n``.
     """
@@ -110,7 +115,7 @@ def vary_config(source: str, **overrides: Any) -> tuple[VaryConfig, str | None]:
         if recipe is not None:
             base = {k: recipe.params[k] for k in _INHERITED if k in recipe.params}
             base["seed"] = recipe.seed
-            return VaryConfig(**{**base, **given}), recipe.model
+            return VaryConfig(**{**base, **given}), recipe
         return VaryConfig(**{**given, "init_image": str(path)}), None
     keyframe = parse_keyframe(text)
     if keyframe.image is not None:  # unreachable: image keyframes are files, handled above

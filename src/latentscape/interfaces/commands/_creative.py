@@ -71,25 +71,28 @@ def sheet_path(output: str | None, verb: str, folder: str = "outputs") -> Path:
 def write_images(args: argparse.Namespace, out, verb: str) -> list[Path]:
     """One PNG per image (``-o x.png``; several: x-0.png, x-1.png, ...), each with its recipe."""
     from latentscape.io.recipe import save_png
+    from latentscape.workflows.inputs import anchor_inputs
 
     paths = output_paths(args.output, [r.seed for r in out.recipes])
     for image, recipe, path in zip(out.images, out.recipes, paths):
-        save_png(image, path, recipe)
+        save_png(image, path, anchor_inputs(recipe, path))
     return paths
 
 
 def write_grid(args: argparse.Namespace, out, verb: str) -> tuple[Path, list[Path]]:
     """The labelled sheet (with the whole job's recipe) and, with --save-cells, every cell."""
     from latentscape.io.recipe import save_png
+    from latentscape.workflows.inputs import anchor_inputs
 
     path = sheet_path(args.output, verb)
-    save_png(out.info["sheet"], path, out.info["sheet_recipe"])
+    save_png(out.info["sheet"], path, anchor_inputs(out.info["sheet_recipe"], path))
     cells: list[Path] = []
     if getattr(args, "save_cells", None):
         folder = Path(args.save_cells)
         width = max(3, len(str(len(out.images) - 1)))
         for i, (image, recipe) in enumerate(zip(out.images, out.recipes)):
-            cells.append(save_png(image, folder / f"cell-{i:0{width}d}.png", recipe))
+            cell = folder / f"cell-{i:0{width}d}.png"
+            cells.append(save_png(image, cell, anchor_inputs(recipe, cell)))
     return path, cells
 
 

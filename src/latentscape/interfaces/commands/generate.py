@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     from latentscape.io.recipe import save_png
     from latentscape.workflows.generate import GenerateConfig, generate
+    from latentscape.workflows.inputs import anchor_inputs
 
     check_output_suffix(args.output, IMAGE_SUFFIXES)
     check_output_suffix(args.preview, IMAGE_SUFFIXES, "--preview")
@@ -49,7 +50,7 @@ def run_generate(args: argparse.Namespace) -> int:
     out = generate(model, config, callback=progress)
     paths = output_paths(args.output, out.seeds)
     for image, recipe, path in zip(out.images, out.recipes, paths):
-        save_png(image, path, recipe)
+        save_png(image, path, anchor_inputs(recipe, path))
     emit(
         args,
         {"workflow": out.recipes[0].workflow, "model": model.model_id, "family": model.name, "seed": out.info["seed"],

@@ -28,8 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("path")
     g.add_argument("--loop", action="store_true", help="close the path: walk back to the first keyframe (seamless loop)")
     g.add_argument("--ease", default="linear", choices=["linear", "in", "out", "in_out"], help="time warp in every segment (in_out lingers on keyframes)")
-    g.add_argument("--pacing", default="uniform", choices=["uniform", "perceptual"],
-                   help="perceptual: render, measure consecutive frame distances, re-place frames so the steps look even (about 2x the work)")
+    g.add_argument("--pacing", default="uniform", choices=["uniform", "perceptual", "adaptive"],
+                   help="perceptual: render, measure consecutive frame distances, re-place frames so the steps look even (about 2x the work); "
+                        "adaptive: grow a frame tree (in-between frames start part-way from their neighbours' latents) where steps are "
+                        "largest, then deliver frames evenly spaced in distance")
+    g.add_argument("--max-step", type=float, default=1.5,
+                   help="adaptive pacing: grow frames until the largest step is at most this many mean steps (> 1; default 1.5)")
     g.add_argument("--distance", default="auto", choices=["auto", "lab", "lpips"],
                    help="frame distance for pacing: lpips when installed with local weights, else lab (multi-scale CIELAB colour difference)")
     g.add_argument("--cfg-dip", type=float, default=0.0, help="lower CFG towards 1 mid-transition by this fraction (0 = off)")
@@ -86,7 +90,7 @@ def config_from_args(args: argparse.Namespace):
         keyframes=tuple(keyframes), frames=args.frames, negative=args.negative, seed=args.seed, steps=args.steps,
         sampler=args.sampler, cfg=args.cfg, true_cfg=args.true_cfg, guidance_rescale=args.guidance_rescale,
         cfg_dip=args.cfg_dip, width=width, height=height, strength=args.strength, resize=args.resize, closed=args.loop,
-        ease=args.ease, pacing=args.pacing, distance=args.distance, interpolation=args.interpolation,
+        ease=args.ease, pacing=args.pacing, distance=args.distance, max_step=args.max_step, interpolation=args.interpolation,
         cond_interpolation=args.cond_interpolation, batch_size=args.batch_size, fps=args.fps, pingpong=args.pingpong,
     )  # fmt: skip
 
@@ -134,29 +138,31 @@ def report(args: argparse.Namespace, model, out, manifest: str) -> None:
         lines.append(f"  after:            {out.smoothness['after'].describe()}")
     else:
         lines.append(f"consecutive frame distance ({out.distance}): {out.smoothness['after'].describe()}")
+    if out.report is not None:
+        lines.append("smoothness (adjacent frames):")
+        lines += [f"  {line}" for line in out.report.describe().splitlines()]
     lines.append(f"wrote {args.output} ({shown} frames, seed {out.recipe.seed}); recipe and frame state in {manifest}")
     if args.contact_sheet:
         lines.append(f"wrote {args.contact_sheet}")
     emit(args, {"workflow": "morph", "model": model.model_id, "family": model.name, "seed": out.recipe.seed,
                 "output": args.output, "manifest": manifest, "contact_sheet": args.contact_sheet, "frames": frames,
                 "positions": out.positions, "keyframe_frames": out.keyframe_frames, "distance": out.distance,
-                "smoothness": stats}, "\n".join(lines))
+                "smoothness": stats, "report": out.report.to_dict() if out.report is not None else None}, "\n".join(lines))
 
 
 def run_replay_morph(args: argparse.Namespace, recipe) -> int:
     """`replay` of a morph's manifest or contact sheet: render the whole video again to ``-o``."""
     from latentscape.interfaces.common import load_for_replay
     from latentscape.io.video import check_video_path
-    from latentscape.workflows.morph import MorphConfig, replay_morph
+    from latentscape.workflows.morph import render_morph
     from latentscape.workflows.morph_manifest import manifest_path
     from latentscape.workflows.replay import check_inputs
 
     check_video_path(args.output)
-    MorphConfig.from_params(dict(recipe.params))  # fail on a recipe from a newer version before loading anything
-    check_inputs(recipe)
-    model = load_for_replay(args, recipe)
+    config = check_inputs(recipe, recipe_file=args.file, search=args.inputs)  # before loading anything
+    model = load_for_replay(args, recipe.model, recipe.load)
     progress = FrameProgress(not (args.quiet or args.json))
-    out = replay_morph(model, recipe, args.output, progress=progress)
+    out = render_morph(model, config, args.output, progress=progress)
     progress.close()
     args.contact_sheet = None
     report(args, model, out, str(manifest_path(args.output)))

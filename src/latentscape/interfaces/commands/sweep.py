@@ -46,7 +46,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     out = sweep(model, config, callback=progress(args, model))
     path, cells = write_grid(args, out, "sweep")
     chart_path = Path(args.chart) if args.chart else path.with_name(path.stem + "-chart.png")
-    save_png(out.info["chart"], chart_path, out.info["chart_recipe"])
+    from latentscape.workflows.inputs import anchor_inputs
+
+    save_png(out.info["chart"], chart_path, anchor_inputs(out.info["chart_recipe"], chart_path))
     table = [{k: v for k, v in row.items() if k != "predicted"} for row in out.info["table"]]
     lines = [f"wrote {path} and {chart_path}", format_table(table)]
     if cells:

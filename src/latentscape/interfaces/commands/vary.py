@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from latentscape.interfaces.commands._creative import add_common, check_outputs, options, progress, report, write_images
-
-log = logging.getLogger(__name__)
+from latentscape.interfaces.common import add_recipe_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variation-seed", type=int, default=-1, help="first variation seed; variation i uses it + i (-1 = random)")
     p.add_argument("--prompt", default=None, help="prompt for an external image, or to replace the source's prompt")
     add_common(p)
+    add_recipe_model_args(p)
     # -n is the number of variations here (as in the issue's `vary SOURCE -n 4`); the negative prompt is --negative
     p.add_argument("-n", "--count", dest="n", type=int, default=4, help="number of variations (default 4)")
     # unset sampling flags keep what a generated source's recipe says
@@ -30,18 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_vary(args: argparse.Namespace) -> int:
-    from latentscape.interfaces.common import load_model
+    from latentscape.interfaces.common import load_for_replay, load_model
     from latentscape.workflows.vary import resolve_strength, vary, vary_config
 
     check_outputs(args)
-    config, recipe_model = vary_config(args.source, n=args.n, strength=args.strength, variation_seed=args.variation_seed,
-                                       prompt=args.prompt, seed=args.seed, **options(args))
+    config, recipe = vary_config(args.source, n=args.n, strength=args.strength, variation_seed=args.variation_seed,
+                                 prompt=args.prompt, seed=args.seed, **options(args))
     resolve_strength(config.strength, "image" if config.init_image else "seed")
-    if args.model is None and recipe_model is not None:
-        args.model = recipe_model
-    model = load_model(args)
-    if recipe_model is not None and model.model_id != recipe_model:
-        log.warning("the source was made with model '%s' but '%s' is loaded; strength 0 will not reproduce it", recipe_model, model.model_id)
+    # the source PNG's recipe is untrusted: its model is loaded only with --model-from-recipe
+    model = load_model(args) if recipe is None else load_for_replay(args, recipe.model, recipe.load)
     out = vary(model, config, callback=progress(args, model))
     paths = write_images(args, out, "vary")
     report(args, model, out,
