@@ -1,6 +1,7 @@
 """`latentscape smoothness PATH`: a GIF and a folder scored by both distances, --json, and bad input."""
 
 import json
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -69,3 +70,24 @@ def test_bad_input_one_sentence_exit_2_nothing_written(tmp_path, capsys, case, n
     assert code == 2 and out == ""
     assert err.startswith("latentscape smoothness: error: ") and needle in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_morph_adaptive_prints_the_report_and_stores_it(tiny_sd, tmp_path, capsys):
+    code, out, _ = run(capsys, "morph", "a red cat@1", "a dog@2", "--model", tiny_sd, "--frames", 5, "--steps", 3,
+                       "--pacing", "adaptive", "--max-step", 1.4, "-o", tmp_path / "m.gif", "-q")
+    assert code == 0
+    assert "ssim: max/mean" in out and "model evaluations:" in out and "of a full render" in out
+    manifest = json.loads((tmp_path / "m.gif.manifest.json").read_text())
+    assert manifest["recipe"]["params"]["max_step"] == 1.4 and manifest["recipe"]["params"]["pacing"] == "adaptive"
+    assert set(manifest["pacing"]["report"]["distances"]) == {"lab", "ssim"}
+    code, out, _ = run(capsys, "smoothness", tmp_path / "m.gif", "--json")
+    assert code == 0 and json.loads(out)["frames"] == 5
+
+
+@pytest.mark.parametrize("value", ["1", "0.5", "abc"])
+def test_morph_max_step_bad_value(tiny_sd, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) if value == "abc" else nullcontext():
+        code, _, err = run(capsys, "morph", "a@1", "b@2", "--model", tiny_sd, "--pacing", "adaptive", "--max-step", value,
+                           "-o", tmp_path / "m.gif")
+        assert code == 2 and "--max-step" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

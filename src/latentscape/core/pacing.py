@@ -63,9 +63,11 @@ def repace(
     n_keyframes: int,
     closed: bool = False,
     easing: str = "linear",
+    frames: int | None = None,
 ) -> list[float]:
-    """New positions for the same number of frames with (as near as the measurements allow) equal
-    distances between consecutive frames.
+    """New positions for ``frames`` frames (default: as many as were measured) with (as near as the
+    measurements allow) equal distances between consecutive frames. The measured frames may be fewer or
+    more than the new ones (adaptive pacing measures a sparse frame tree and places the delivered frames on it).
 
     ``positions`` must include every keyframe (u = 0, 1, ..., exactly) and be increasing; ``distances[i]``
     is the distance from frame i to frame i+1 (closed paths: the last one is from the last frame back to
@@ -73,10 +75,12 @@ def repace(
     lingers near keyframes by an even perceptual amount.
     """
     segments = segment_count(n_keyframes, closed)
-    frames = len(positions)
+    measured = len(positions)
+    if len(distances) != interval_count(measured, closed):
+        raise ValueError(f"{measured} frames on a {'closed' if closed else 'open'} path need "
+                         f"{interval_count(measured, closed)} distances, got {len(distances)}")
+    frames = measured if frames is None else frames
     gaps = interval_count(frames, closed)
-    if len(distances) != gaps:
-        raise ValueError(f"{frames} frames on a {'closed' if closed else 'open'} path need {gaps} distances, got {len(distances)}")
     us = np.asarray(list(positions) + ([float(segments)] if closed else []), dtype=np.float64)
     arc = np.concatenate([[0.0], np.cumsum(np.maximum(np.asarray(distances, dtype=np.float64), 0.0))])
     nodes = []

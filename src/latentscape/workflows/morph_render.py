@@ -104,8 +104,14 @@ def render_latents(
     *,
     img2img: bool,
     callback: StepCallback | None = None,
+    start_step: int = 0,
+    start_latents: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Denoise one batch of path points (cond and uncond in one forward); returns latents (B, C, h, w)."""
+    """Denoise one batch of path points (cond and uncond in one forward); returns latents (B, C, h, w).
+
+    ``start_step`` k > 0 with ``start_latents`` (B, C, h, w): each point starts at step k from the given
+    latents instead of from its noise (a frame-tree branch); conditioning, guidance and step noise are the
+    point's own, as for a full render."""
     a = [p[0] for p in points]
     b = [p[1] for p in points]
     t = torch.tensor([p[2] for p in points], dtype=torch.float64)
@@ -122,16 +128,16 @@ def render_latents(
         raise AssertionError("anchors were built without an unconditional branch")
 
     init = None
-    if img2img:
+    if img2img and not start_step:
         assert anchors.latents is not None
         init = INTERPOLATORS["lerp"](anchors.latents[a], anchors.latents[b], t)
     stochastic = resolve_sampler(settings.sampler, model.is_flow).stochastic
     return denoise(
-        model, noise, cond, uncond,
+        model, start_latents if start_step else noise, cond, uncond, start_step=start_step,
         sampler=settings.sampler, steps=settings.steps, guidance_scale=scale.float(),
         guidance_rescale=settings.guidance_rescale,
         embedded_guidance=embedded.float() if embedded is not None else None,
-        init_latents=init, strength=settings.strength if img2img else 1.0,
+        init_latents=init, strength=settings.strength if init is not None else 1.0,
         noise_path=NoisePath(anchors.sources, a, b, t.tolist()) if stochastic else None,
         callback=callback,
     )  # fmt: skip
