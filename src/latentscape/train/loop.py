@@ -114,9 +114,28 @@ def lr_at(step: int, cfg: LoopConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 compute is native here: CUDA with bf16, or a CPU with AMX or AVX512-BF16. Elsewhere torch
+    emulates it: a VAE decoder step measured 12x slower in bf16 than in fp32 on an AMD EPYC without them."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
+
+
 def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA and on CPUs (AMX/AVX512-BF16 make it ~2x faster there); off elsewhere."""
-    if enabled and device.type in ("cuda", "cpu"):
+    """bf16 autocast where bf16 is native (:func:`fast_bf16`: ~2x faster there); fp32 elsewhere."""
+    if enabled and fast_bf16(device):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
