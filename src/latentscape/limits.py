@@ -47,6 +47,7 @@ LIMITS: dict[str, tuple[str, int, str]] = {
 
 # A side this many times larger or smaller than the model's own is far outside what it was trained on.
 UNTRAINED_SIDE_RATIO = 2.0
+_WARNED: set[tuple] = set()  # (width, height, trained size, model) already warned about
 
 
 def limit(name: str, override: int | None = None) -> int:
@@ -149,8 +150,9 @@ def warn_untrained_size(width: int, height: int, *, trained: tuple[int, int], mo
     Returns whether it warned. Models render at sizes they were not trained for slowly and badly
     (repeated subjects, texture noise), but it is the user's choice, so this is not an error.
     """
-    if not untrained_size(width, height, trained):
+    if not untrained_size(width, height, trained) or (width, height, trained, model) in _WARNED:
         return False
+    _WARNED.add((width, height, trained, model))  # once per process: a job resolves its size more than once
     log.warning("size %dx%d is far from the %dx%d that model '%s' was trained for: expect repeated or broken shapes "
                 "(and a slow render); %dx%d is its own size.", width, height, *trained, model, *trained)
     return True

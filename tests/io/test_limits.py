@@ -50,10 +50,12 @@ def test_check_size_bounds_a_recipe_size():
 
 def test_untrained_size_warns_with_the_models_own_size(caplog):
     with caplog.at_level(logging.WARNING, logger="latentscape.limits"):
-        assert not limits.warn_untrained_size(96, 64, trained=(64, 64), model="embedded")
-        assert limits.warn_untrained_size(512, 512, trained=(64, 64), model="embedded")
-    assert len(caplog.records) == 1
-    assert "512x512 is far from the 64x64 that model 'embedded' was trained for" in caplog.text
+        assert not limits.warn_untrained_size(96, 64, trained=(64, 64), model="warn-test")
+        assert limits.warn_untrained_size(512, 512, trained=(64, 64), model="warn-test")
+        assert not limits.warn_untrained_size(512, 512, trained=(64, 64), model="warn-test")  # once per process
+        assert limits.warn_untrained_size(16, 64, trained=(64, 64), model="warn-test")
+    assert len(caplog.records) == 2
+    assert "512x512 is far from the 64x64 that model 'warn-test' was trained for" in caplog.text
 
 
 def test_decompression_bomb_refused_from_the_header(tmp_path):
