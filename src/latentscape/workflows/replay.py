@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from latentscape.errors import LatentscapeError
 from latentscape.io.recipe import Recipe, read_recipe
+from latentscape.io.recipe_schema import validate_params
 from latentscape.models.family import Family
 from latentscape.workflows.common import Output
 from latentscape.workflows.inputs import resolve_inputs
@@ -60,6 +61,7 @@ def check_inputs(recipe: Recipe, *, recipe_file: str | Path | None = None, searc
 def config_from_recipe(recipe: Recipe):
     """The workflow config a recipe describes (``cls.from_params`` when the config class defines one)."""
     cls, _ = resolve(recipe.workflow)
+    validate_params(cls, recipe.params, batch_index=recipe.batch_index)
     if hasattr(cls, "from_params"):
         return cls.from_params(dict(recipe.params))
     known = cls.__dataclass_fields__
