@@ -18,6 +18,7 @@ import os
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI: spinning OpenMP threads stall on a shared CPU
 
 import torch  # noqa: E402
 
