@@ -157,13 +157,6 @@ def adjacent_pairs(count: int, closed: bool = False) -> list[tuple[int, int]]:
     return pairs + [(count - 1, 0)] if closed and count >= 2 else pairs
 
 
-def evenly_spaced(arc: Sequence[float], count: int) -> list[float]:
-    """``count`` targets splitting [arc[0], arc[-1]] into equal parts (both ends included): where frames
-    evenly spaced along a cumulative distance curve ``arc`` should sit."""
-    lo, hi = float(arc[0]), float(arc[-1])
-    return [lo + (hi - lo) * j / (count - 1) for j in range(count)] if count > 1 else [lo]
-
-
 @dataclass(frozen=True)
 class SmoothnessReport:
     """A sequence's smoothness by each distance (the pacing's perceptual one first, then the structural

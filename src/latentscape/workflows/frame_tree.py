@@ -272,7 +272,7 @@ class FrameTree:
             used.add(chosen[-1])
         missing = [u for u in chosen if self.node_at(u) is None]
         self.planned = len(missing)
-        leaves = dict(zip(missing, self.render([self.insertion(u, *self.between(u)) for u in missing], store=False, stage="final")))
+        leaves = dict(zip(missing, self.render([self.insertion(u, *self.between(u)) for u in missing], store=False, stage="in-between")))
         images = [self.node_at(u).image if self.node_at(u) is not None else leaves[u].image for u in chosen]
         return chosen, images
 

@@ -1,0 +1,143 @@
+"""Smoothness benchmark: uniform vs perceptual vs adaptive pacing on the embedded model, in one run.
+
+The pair set (``PAIRS``, 24 keyframe pairs) mixes emoji names from different groups (faces, animals, food,
+objects, symbols), both styles (google / twitter, same style and across styles) and seeds. Every pair is
+rendered as a 16-frame morph (``--frames``) in each pacing mode with the same settings, and each result
+is scored by :func:`latentscape.workflows.morph_pacing.smoothness_report`: the perceptual distance the
+pacing optimises (``lab``, or LPIPS where installed) and the independent structural one (``ssim``).
+
+Columns, over pairs: mean and worst max/mean step by both distances, mean 1 - Gini and ISTD (population
+std of adjacent distances, in the metric's units), model evaluations per output frame as a fraction of a
+full render, and wall time relative to uniform. Targets (issue 9): adaptive worst-pair max/mean <= 1.8 and
+mean <= 1.5 by both distances; ISTD >= 50 % below uniform; evaluations per frame <= 0.8 of a full render;
+wall time <= 1.2x uniform.
+
+    nice -n 5 python bench/bench_smoothness.py                # all 24 pairs, 16 frames, 25 steps
+    python bench/bench_smoothness.py --pairs 4 --steps 12     # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+PAIRS = [  # (keyframe A, keyframe B): "name, style@seed"
+    ("grinning face, google style@0", "cat face, twitter style@0"),
+    ("fire, google style@1", "ghost, twitter style@2"),
+    ("rocket, google style@3", "red apple, google style@4"),
+    ("dog face, twitter style@5", "fox face, twitter style@6"),
+    ("smiling face with sunglasses, google style@7", "extraterrestrial alien, google style@8"),
+    ("slice of pizza, twitter style@9", "hamburger, twitter style@10"),
+    ("sun behind cloud, google style@11", "crescent moon, google style@12"),
+    ("beating heart, twitter style@13", "blue heart, google style@14"),
+    ("hot beverage, google style@15", "birthday cake, twitter style@16"),
+    ("frog face, google style@17", "turtle, twitter style@18"),
+    ("crying face, twitter style@19", "face with tears of joy, twitter style@20"),
+    ("thumbs up sign, google style@21", "waving hand sign, google style@22"),
+    ("snowman, twitter style@23", "christmas tree, google style@24"),
+    ("panda face, google style@25", "koala, google style@26"),
+    ("soccer ball, twitter style@27", "basketball and hoop, twitter style@28"),
+    ("skull, google style@29", "jack-o-lantern, twitter style@30"),
+    ("banana, google style@31", "watermelon, google style@32"),
+    ("house building, twitter style@33", "european castle, google style@34"),
+    ("glowing star, google style@35", "rainbow, twitter style@36"),
+    ("octopus, twitter style@37", "tropical fish, twitter style@38"),
+    ("robot face, google style@39", "clown face, google style@40"),
+    ("unicorn face, twitter style@41", "horse face, google style@42"),
+    ("cherries, google style@43", "grapes, twitter style@44"),
+    ("lion face, twitter style@45", "tiger face, twitter style@46"),
+]
+MODES = ("uniform", "perceptual", "adaptive")
+
+
+def run_pair(model, pair, mode, args):
+    from latentscape.workflows.morph import MorphConfig, morph
+
+    config = MorphConfig(keyframes=pair, frames=args.frames, steps=args.steps, pacing=mode, max_step=args.max_step,
+                         batch_size=args.batch_size, cfg=args.cfg)
+    start = time.perf_counter()
+    out = morph(model, config)
+    wall = time.perf_counter() - start
+    r = out.report
+    row = {"mode": mode, "pair": list(pair), "wall_s": wall,
+           "evals_per_frame_vs_full": r.evaluations_per_frame / r.full_render_evaluations}
+    for name, s in r.stats.items():
+        kind = "perceptual" if name != "ssim" else "ssim"
+        row[kind] = {"max_over_mean": s.max_over_mean, "one_minus_gini": s.one_minus_gini, "istd": s.istd,
+                     "istd_relative": s.istd_relative, "metric": name}
+    return row
+
+
+def summarise(rows):
+    out = {}
+    for mode in MODES:
+        rs = [r for r in rows if r["mode"] == mode]
+        if not rs:
+            continue
+        s = {"pairs": len(rs), "wall_s": sum(r["wall_s"] for r in rs),
+             "evals_per_frame_vs_full": statistics.mean(r["evals_per_frame_vs_full"] for r in rs)}
+        for kind in ("perceptual", "ssim"):
+            ratios = [r[kind]["max_over_mean"] for r in rs]
+            s[kind] = {"mean_max_over_mean": statistics.mean(ratios), "worst_max_over_mean": max(ratios),
+                       "one_minus_gini": statistics.mean(r[kind]["one_minus_gini"] for r in rs),
+                       "istd": statistics.mean(r[kind]["istd"] for r in rs)}
+        out[mode] = s
+    if "uniform" in out:
+        for mode, s in out.items():
+            s["wall_vs_uniform"] = s["wall_s"] / out["uniform"]["wall_s"]
+            for kind in ("perceptual", "ssim"):
+                s[kind]["istd_vs_uniform"] = s[kind]["istd"] / out["uniform"][kind]["istd"]
+    return out
+
+
+def table(summary) -> str:
+    head = ("| pacing | max/mean lab mean / worst | max/mean ssim mean / worst | 1-Gini lab / ssim | ISTD lab / ssim (vs uniform) "
+            "| evals per frame (of full) | wall (vs uniform) |")
+    lines = [head, "|" + "---|" * 7]
+    for mode, s in summary.items():
+        p, q = s["perceptual"], s["ssim"]
+        lines.append(f"| {mode} | {p['mean_max_over_mean']:.2f} / {p['worst_max_over_mean']:.2f} | "
+                     f"{q['mean_max_over_mean']:.2f} / {q['worst_max_over_mean']:.2f} | {p['one_minus_gini']:.3f} / {q['one_minus_gini']:.3f} | "
+                     f"{p['istd']:.3g} / {q['istd']:.3g} ({p.get('istd_vs_uniform', 1):.2f} / {q.get('istd_vs_uniform', 1):.2f}) | "
+                     f"{s['evals_per_frame_vs_full']:.2f} | {s['wall_s']:.0f} s ({s.get('wall_vs_uniform', 1):.2f}x) |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pairs", type=int, default=len(PAIRS), help=f"the first N of the {len(PAIRS)} pairs")
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--cfg", type=float, default=None)
+    p.add_argument("--max-step", type=float, default=1.5)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", default=None, help="also write rows and summary here")
+    args = p.parse_args(argv)
+
+    import torch
+
+    import latentscape
+
+    torch.set_num_threads(args.threads)
+    model = latentscape.load()
+    rows = []
+    for i, pair in enumerate(PAIRS[: args.pairs]):
+        for mode in MODES:
+            rows.append(run_pair(model, pair, mode, args))
+            r = rows[-1]
+            print(f"pair {i} {mode}: lab {r['perceptual']['max_over_mean']:.2f} ssim {r['ssim']['max_over_mean']:.2f} "
+                  f"evals {r['evals_per_frame_vs_full']:.2f} wall {r['wall_s']:.1f}s", file=sys.stderr, flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"args": vars(args), "rows": rows, "summary": summarise(rows)}, f, indent=2)
+    print(f"{args.pairs} pairs, {args.frames} frames, {args.steps} steps, max-step {args.max_step}, {args.threads} threads")
+    print(table(summarise(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
