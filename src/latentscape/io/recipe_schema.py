@@ -51,6 +51,7 @@ class InputFile(_Strict):
 
 
 class LoadOptions(_Strict):
+    model_config = ConfigDict(extra="allow")  # options of newer versions pass through
     config: Annotated[str, StringConstraints(max_length=4096)] | None = None
     dtype: Literal["fp32", "fp16", "bf16"] | None = None
 
