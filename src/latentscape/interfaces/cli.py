@@ -6,7 +6,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from latentscape import __version__
@@ -95,6 +97,15 @@ def _quiet_libraries(verbose: bool) -> None:
         logging.getLogger(name).setLevel(level)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python runs next so that it unwinds like Ctrl-C: temp files are removed, an
+    encoder is stopped, finished morph frames are kept for --resume."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     from latentscape.errors import LatentscapeError
 
@@ -103,14 +114,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     set_thread_policy(getattr(args, "threads", None))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         return int(args.func(args) or 0)
     except LatentscapeError as exc:
-        print(f"latentscape {args.command}: error: {exc}", file=sys.stderr)
+        from latentscape.interfaces.common import with_flags
+
+        print(f"latentscape {args.command}: error: {with_flags(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"latentscape {args.command}: interrupted; nothing was written for unfinished outputs.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"latentscape {args.command}: {what}; nothing was written for unfinished outputs.", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

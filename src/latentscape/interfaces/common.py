@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -40,7 +42,8 @@ def add_sampling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None
 
 
 def add_output_args(p: argparse.ArgumentParser, default_hint: str = "outputs/NNNNN-SEED.png") -> None:
-    p.add_argument("-o", "--output", default=None, help=f"output file (default: {default_hint})")
+    p.add_argument("-o", "--output", default=None, help=f"output file, or a folder for numbered NNNNN-SEED.png names (default: {default_hint})")
+    add_overwrite_arg(p)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
@@ -54,8 +57,30 @@ def quiet_loading() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def load_model(args: argparse.Namespace):
+# config fields whose flag is not "--" + the field with "-" for "_"
+FIELD_FLAGS = {"n": "-n", "closed": "--loop", "cfgs": "--cfg", "prompts": "PROMPT", "init_image": "IMAGE",
+               "keyframes": "KEYFRAME", "clip_model": "--clip-model", "images_dir": "--images"}
+
+
+def flag_of(field: str) -> str:
+    return FIELD_FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def with_flags(message: str) -> str:
+    """A lower layer's sentence with the config field it starts with (``cfg got inf``) or asks for
+    (``pass save_frames '...'``) written as the command-line flag, at the CLI's boundary."""
+    message = re.sub(r"^([a-z][a-z_]*) got ", lambda m: f"{flag_of(m.group(1))} got ", message)
+    return re.sub(r"\bpass (save_frames|inputs)\b", lambda m: f"pass {flag_of(m.group(1))}", message)
+
+
+def load_model(args: argparse.Namespace, config: Any = None):
+    """The model ``--model`` names; with ``config``, its model-free checks run first (no load for a bad value)."""
     from latentscape.models.load import load
+
+    if config is not None:
+        from latentscape.workflows.fields import check_fields
+
+        check_fields(config)
 
     if not getattr(args, "verbose", False):
         quiet_loading()
@@ -103,19 +128,74 @@ def check_output_suffix(path: str | None, suffixes: Sequence[str], flag: str = "
         raise LatentscapeError(f"{flag} '{path}' has an unknown extension '{Path(path).suffix}'; accepted: {', '.join(suffixes)}.")
 
 
+def add_overwrite_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true", help="replace output files that already exist (default: refuse)")
+
+
+def is_folder_output(output: str | None) -> bool:
+    """``-o DIR/`` or an existing folder: outputs get A1111-style numbered names inside it."""
+    return output is not None and (output.endswith(("/", os.sep)) or Path(output).is_dir())
+
+
 def output_paths(output: str | None, seeds: Sequence[int], folder: str = "outputs") -> list[Path]:
-    """``-o x.png`` -> x.png (one image) or x-0.png, x-1.png, ... (a batch); none -> outputs/NNNNN-SEED.png."""
-    if output is not None:
+    """``-o x.png`` -> x.png (one image) or x-0.png, x-1.png, ... (a batch); ``-o DIR/`` or none ->
+    DIR/NNNNN-SEED.png (A1111 numbering, after the highest number already there; default DIR: outputs)."""
+    if output is not None and not is_folder_output(output):
         path = Path(output)
         if len(seeds) == 1:
             return [path]
         return [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(len(seeds))]
-    root = Path(folder)
+    root = Path(output if output is not None else folder)
     start = 0
     if root.is_dir():
         numbers = [int(m.group(1)) for f in root.iterdir() if (m := re.match(r"(\d{5})-", f.name))]
         start = max(numbers, default=-1) + 1
     return [root / f"{start + i:05d}-{seed}.png" for i, seed in enumerate(seeds)]
+
+
+def check_writable(paths: Sequence[str | os.PathLike | None], *, overwrite: bool = False, inputs: Sequence[Any] = (),
+                   flag: str = "-o", need_bytes: int = 0) -> None:
+    """Before any work: each output path must not exist (unless ``overwrite``), must not be an input (also via
+    links), and its folder must exist or be creatable, be writable and have ``need_bytes`` free. Also removes
+    stale hidden temp files of these outputs (``.NAME.XXXXXXXX.partial.EXT``, left by a killed run)."""
+    sources = [Path(i) for i in inputs if i is not None and Path(i).exists()]
+    for p in paths:
+        if p is None:
+            continue
+        path = Path(p)
+        if path.is_dir():
+            raise LatentscapeError(f"{flag} '{path}' is a folder; accepted: a file name (or a folder ending in '/' where the verb writes images).")
+        for src in sources:
+            if path.resolve() == src.resolve() or (path.exists() and os.path.samefile(path, src)):
+                raise LatentscapeError(f"{flag} '{path}' is the input '{src}'; write the output to another file.")
+        if path.exists() and not overwrite:
+            raise LatentscapeError(f"{flag} '{path}' already exists; pass --overwrite to replace it, or choose another name.")
+        folder = path.parent if str(path.parent) else Path(".")
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise LatentscapeError(f"{flag} '{path}': '{existing}' is a file, so the folder '{folder}' cannot be created.")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            what = "is not writable" if existing == folder else f"cannot be created ('{existing}' is not writable)"
+            raise LatentscapeError(f"{flag} '{path}': the folder '{folder}' {what}.")
+        if need_bytes:
+            free = shutil.disk_usage(existing).free
+            if free < need_bytes:
+                raise LatentscapeError(f"{flag} '{path}': the disk has {free / 1e6:.0f} MB free but this job needs about {need_bytes / 1e6:.0f} MB.")
+        if folder.is_dir():
+            remove_stale_partials(path)
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Delete the hidden temp files ``io.files.atomic_path`` makes for exactly this output (a killed run's)."""
+    stale = re.compile(rf"\.{re.escape(path.stem)}\.[0-9a-f]{{8}}\.partial{re.escape(path.suffix)}")
+    removed = []
+    for p in path.parent.iterdir():
+        if stale.fullmatch(p.name) and p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 class Progress:

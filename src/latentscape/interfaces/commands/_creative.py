@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from latentscape.interfaces.common import (
-    IMAGE_SUFFIXES, Progress, add_model_args, add_output_args, add_sampling_args, check_output_suffix, emit,
-    output_paths, size_args,
+    IMAGE_SUFFIXES, Progress, add_model_args, add_output_args, add_sampling_args, check_output_suffix, check_writable,
+    emit, is_folder_output, output_paths, size_args,
 )
 
 
@@ -42,15 +42,32 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_outputs(args: argparse.Namespace, *extra: tuple[str | None, Sequence[str], str]) -> None:
     """Fail on an output path we cannot write before any work (``-o``, ``--preview``, ``extra``, ``--save-cells``)."""
-    check_output_suffix(args.output, IMAGE_SUFFIXES)
+    if not is_folder_output(args.output):
+        check_output_suffix(args.output, IMAGE_SUFFIXES)
     check_output_suffix(getattr(args, "preview", None), IMAGE_SUFFIXES, "--preview")
     for path, suffixes, flag in extra:
         check_output_suffix(path, suffixes, flag)
+    inputs = input_files(args)
+    if not is_folder_output(args.output):
+        check_writable([args.output], overwrite=args.overwrite, inputs=inputs)
+    check_writable([getattr(args, "preview", None)], overwrite=True, inputs=inputs, flag="--preview")
+    for path, _, flag in extra:
+        check_writable([path], overwrite=args.overwrite, inputs=inputs, flag=flag)
     cells = getattr(args, "save_cells", None)
     if cells is not None and Path(cells).exists() and not Path(cells).is_dir():
         from latentscape.errors import LatentscapeError
 
         raise LatentscapeError(f"--save-cells got '{cells}', which is a file; accepted: a folder (created if missing).")
+
+
+def input_files(args: argparse.Namespace) -> list[str]:
+    """The existing files the verb's positional inputs name (``image:PATH`` or a path), to keep outputs off them."""
+    values: list[str] = []
+    for name in ("inputs", "source", "content", "style", "point", "corners", "image"):
+        value = getattr(args, name, None)
+        values += value if isinstance(value, list) else [value] if isinstance(value, str) else []
+    paths = [v[len("image:"):] if v.lower().startswith("image:") else v for v in values]
+    return [p for p in paths if Path(p).is_file()]
 
 
 def progress(args: argparse.Namespace, model, desc: str = "sampling") -> Progress:
@@ -61,9 +78,9 @@ def progress(args: argparse.Namespace, model, desc: str = "sampling") -> Progres
 
 def sheet_path(output: str | None, verb: str, folder: str = "outputs") -> Path:
     """``-o`` or the next free ``outputs/NNNNN-<verb>.png``."""
-    if output is not None:
+    if output is not None and not is_folder_output(output):
         return Path(output)
-    root = Path(folder)
+    root = Path(output if output is not None else folder)
     numbers = [int(m.group(1)) for f in root.iterdir() if (m := re.match(r"(\d{5})-", f.name))] if root.is_dir() else []
     return root / f"{max(numbers, default=-1) + 1:05d}-{verb}.png"
 
@@ -74,6 +91,7 @@ def write_images(args: argparse.Namespace, out, verb: str) -> list[Path]:
     from latentscape.workflows.inputs import anchor_inputs
 
     paths = output_paths(args.output, [r.seed for r in out.recipes])
+    check_writable(paths, overwrite=args.overwrite, inputs=input_files(args))  # all of them before writing one
     for image, recipe, path in zip(out.images, out.recipes, paths):
         save_png(image, path, anchor_inputs(recipe, path))
     return paths
@@ -85,6 +103,7 @@ def write_grid(args: argparse.Namespace, out, verb: str) -> tuple[Path, list[Pat
     from latentscape.workflows.inputs import anchor_inputs
 
     path = sheet_path(args.output, verb)
+    check_writable([path], overwrite=args.overwrite, inputs=input_files(args))
     save_png(out.info["sheet"], path, anchor_inputs(out.info["sheet_recipe"], path))
     cells: list[Path] = []
     if getattr(args, "save_cells", None):

@@ -30,7 +30,7 @@ def run_blend(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights)
     check_weights(weights, len(check_inputs(args.inputs)))
     config = BlendConfig(inputs=tuple(args.inputs), weights=weights, seed=args.seed, strength=args.strength, **options(args))
-    model = load_model(args)
+    model = load_model(args, config)
     out = blend(model, config, callback=progress(args, model))
     paths = write_images(args, out, "blend")
     report(args, model, out, {"workflow": "blend", "mode": out.info["mode"], "weights": out.info["weights"],

@@ -32,7 +32,7 @@ def run_explore(args: argparse.Namespace) -> int:
     parse_grid(args.grid, odd=True)
     as_keyframe(args.point, "POINT")
     config = ExploreConfig(point=args.point, seed=args.seed, grid=args.grid, radius=args.radius, cond_jitter=args.cond_jitter, **options(args))
-    model = load_model(args)
+    model = load_model(args, config)
     out = explore(model, config, callback=progress(args, model))
     path, cells = write_grid(args, out, "explore")
     report(args, model, out, {"workflow": "explore", "seed": out.info["seed"], "sheet": str(path), "cells": [str(c) for c in cells]},

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from latentscape.interfaces.common import (
-    IMAGE_SUFFIXES, Progress, add_model_args, add_output_args, add_sampling_args, check_output_suffix, emit,
-    load_model, output_paths, size_args,
+    IMAGE_SUFFIXES, Progress, add_model_args, add_output_args, add_sampling_args, check_output_suffix, check_writable,
+    emit, is_folder_output, load_model, output_paths, size_args,
 )
 
 
@@ -35,8 +35,13 @@ def run_generate(args: argparse.Namespace) -> int:
     from latentscape.workflows.generate import GenerateConfig, generate
     from latentscape.workflows.inputs import anchor_inputs
 
-    check_output_suffix(args.output, IMAGE_SUFFIXES)
+    if not is_folder_output(args.output):
+        check_output_suffix(args.output, IMAGE_SUFFIXES)
     check_output_suffix(args.preview, IMAGE_SUFFIXES, "--preview")
+    image = getattr(args, "image", None)
+    batch = args.batch if isinstance(args.batch, int) and args.batch > 0 else 1
+    check_writable(output_paths(args.output, [max(args.seed, 0)] * min(batch, 64)), overwrite=args.overwrite, inputs=[image])
+    check_writable([args.preview], overwrite=True, inputs=[image], flag="--preview")
     width, height = size_args(args)
     config = GenerateConfig(
         prompt=args.prompt, negative=args.negative, seed=args.seed, steps=args.steps, sampler=args.sampler,
@@ -44,7 +49,7 @@ def run_generate(args: argparse.Namespace) -> int:
         batch=args.batch, init_image=getattr(args, "image", None), strength=getattr(args, "strength", 0.75),
         resize=getattr(args, "resize", "none"),
     )
-    model = load_model(args)
+    model = load_model(args, config)
     preview = (args.preview, model.latent_format) if args.preview else None
     progress = Progress(not (args.quiet or args.json), preview=preview)
     out = generate(model, config, callback=progress)

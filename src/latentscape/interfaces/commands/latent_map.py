@@ -42,7 +42,7 @@ def run_map(args: argparse.Namespace) -> int:
         parse_grid(args.grid, minimum=2)
     config = MapConfig(corners=tuple(args.corners), grid=args.grid, seed=args.seed, strength=args.strength,
                        images_dir=args.images, **options(args))
-    model = load_model(args)
+    model = load_model(args, config)
     out = latent_map(model, config, callback=progress(args, model))
     path, cells = write_grid(args, out, "map")
     html_path = Path(args.html) if args.html else path.with_suffix(".html")

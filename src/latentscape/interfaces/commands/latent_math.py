@@ -28,7 +28,7 @@ def run_math(args: argparse.Namespace) -> int:
     check_outputs(args)
     parse(args.expression)
     config = MathConfig(expression=args.expression, seed=args.seed, strength=args.strength, **options(args))
-    model = load_model(args)
+    model = load_model(args, config)
     out = latent_math(model, config, callback=progress(args, model))
     paths = write_images(args, out, "math")
     report(args, model, out, {"workflow": "math", "expression": out.info["expression"], "seed": out.info["seed"], "outputs": [str(p) for p in paths]},

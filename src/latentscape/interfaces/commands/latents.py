@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from latentscape.interfaces.common import IMAGE_SUFFIXES, add_model_args, check_output_suffix, emit, load_model
+from latentscape.interfaces.common import (
+    IMAGE_SUFFIXES, add_model_args, add_overwrite_arg, check_output_suffix, check_writable, emit, load_model,
+)
 
 RESIZE = ["none", "stretch", "crop"]
 
@@ -18,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resize", default="none", choices=RESIZE)
     p.add_argument("--json", action="store_true")
     add_model_args(p)
+    add_overwrite_arg(p)
     p.set_defaults(func=run_encode)
 
     p = sub.add_parser("decode", help="latent .safetensors -> image", description="VAE-decode a latent file written by `encode`.")
@@ -25,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="image to write (.png; a batch writes NAME-0.png, ...)")
     p.add_argument("--json", action="store_true")
     add_model_args(p)
+    add_overwrite_arg(p)
     p.set_defaults(func=run_decode)
 
     p = sub.add_parser("inspect", help="the numbers of an image's latent",
@@ -36,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resize", default="none", choices=RESIZE)
     p.add_argument("--json", action="store_true")
     add_model_args(p)
+    add_overwrite_arg(p)
     p.set_defaults(func=run_inspect)
 
 
@@ -44,6 +49,7 @@ def run_encode(args: argparse.Namespace) -> int:
     from latentscape.workflows.latents import encode_image
 
     check_output_suffix(args.output, (".safetensors",))
+    check_writable([args.output], overwrite=args.overwrite, inputs=[args.image])
     model = load_model(args)
     latents, meta = encode_image(model, args.image, args.resize)
     save_latents(args.output, latents, meta)
@@ -57,6 +63,7 @@ def run_decode(args: argparse.Namespace) -> int:
     from latentscape.workflows.latents import decode_file
 
     check_output_suffix(args.output, IMAGE_SUFFIXES)
+    check_writable([args.output], overwrite=args.overwrite, inputs=[args.latents])
     model = load_model(args)
     from latentscape.workflows.invert import reconstruct_file  # an `invert` file replays its sampler
     from latentscape.workflows.inversion_file import is_inversion_file
@@ -76,6 +83,8 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     check_output_suffix(args.output, IMAGE_SUFFIXES)
     check_output_suffix(args.reconstruction, IMAGE_SUFFIXES, "--reconstruction")
+    check_writable([args.output], overwrite=args.overwrite, inputs=[args.image])
+    check_writable([args.reconstruction], overwrite=args.overwrite, inputs=[args.image], flag="--reconstruction")
     model = load_model(args)
     result = inspect_image(model, args.image, args.resize)
     if args.output:

@@ -40,7 +40,7 @@ def run_mix(args: argparse.Namespace) -> int:
     ratios = _ratios(parse_ratios(args.ratio))
     as_keyframe(args.content, "CONTENT"), as_keyframe(args.style, "STYLE")
     config = MixConfig(content=args.content, style=args.style, ratio=tuple(ratios), mode=args.mode, seed=args.seed, **options(args))
-    model = load_model(args)
+    model = load_model(args, config)
     out = mix(model, config, callback=progress(args, model))
     paths = write_images(args, out, "mix")
     report(args, model, out, {"workflow": "mix", "mode": args.mode, "seed": out.info["seed"],

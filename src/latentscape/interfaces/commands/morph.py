@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from latentscape.interfaces.common import (
-    Progress, add_model_args, add_sampling_args, check_output_suffix, emit, load_model, size_args,
+    Progress, add_model_args, add_overwrite_arg, add_sampling_args, check_output_suffix, check_writable, emit, load_model,
+    size_args,
 )
 
 KEYFRAME_HELP = ('a prompt, seed:N, "PROMPT@SEED", image:PATH or an image file; missing seeds use --seed, '
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--save-frames", default=None, metavar="DIR", help="also keep every frame as a lossless PNG frame_00000.png ... in DIR")
     g.add_argument("--contact-sheet", default=None, metavar="PNG", help="write all frames on one sheet (carries the replayable recipe)")
     g.add_argument("--resume", action="store_true", help="finish an interrupted render of the same command (identical result)")
+    add_overwrite_arg(g)
     add_sampling_args(p, batch=False)
     add_model_args(p)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
@@ -102,6 +104,43 @@ def check_outputs(output: str, contact_sheet: str | None) -> None:
     check_output_suffix(contact_sheet, (".png",), "--contact-sheet")
 
 
+FRAME_BYTES = 3.2  # bytes per pixel a lossless RGB frame PNG can take (worst case: noise-like frames)
+
+
+def check_files(args: argparse.Namespace, config) -> None:
+    """Before the model loads: outputs that exist (unless --overwrite), outputs that are inputs, folders
+    that cannot be written, a --save-frames folder holding another render's frames, and free disk space."""
+    from pathlib import Path
+
+    inputs = [k.image for k in _keyframes(config) if k.image is not None]
+    width, height = (config.width or 512), (config.height or 512)  # the model's size is not known yet: a high guess
+    frames = config.frames if isinstance(config.frames, int) and config.frames > 0 else 1
+    need = int(frames * width * height * FRAME_BYTES * (2 if config.pacing != "uniform" else 1))
+    check_writable([args.output], overwrite=args.overwrite, inputs=inputs, need_bytes=need)
+    check_writable([args.contact_sheet], overwrite=args.overwrite, inputs=inputs, flag="--contact-sheet")
+    check_writable([args.preview], overwrite=True, inputs=inputs, flag="--preview")
+    if args.save_frames is not None and not args.resume and not args.overwrite:
+        folder = Path(args.save_frames)
+        if folder.exists() and not folder.is_dir():
+            raise_error(f"--save-frames '{folder}' is a file; accepted: a folder (created if missing).")
+        old = sorted(folder.glob("frame_*.png")) if folder.is_dir() else []
+        if old:
+            raise_error(f"--save-frames '{folder}' already holds frames ({old[0].name}, ...); pass --overwrite to replace "
+                        "them, --resume to finish that render, or choose an empty folder.")
+
+
+def raise_error(message: str) -> None:
+    from latentscape.errors import LatentscapeError
+
+    raise LatentscapeError(message)
+
+
+def _keyframes(config):
+    from latentscape.workflows.morph import parse_keyframes
+
+    return parse_keyframes(config.keyframes)
+
+
 def run_morph(args: argparse.Namespace) -> int:
     from latentscape.workflows.morph import check_config, render_morph
     from latentscape.workflows.morph_manifest import manifest_path
@@ -111,17 +150,21 @@ def run_morph(args: argparse.Namespace) -> int:
     check_output_suffix(preview, (".png",), "--preview")
     config = config_from_args(args)
     check_config(config)  # keyframes, frames, images: all before loading the model
-    model = load_model(args)
+    check_files(args, config)
+    model = load_model(args, config)
     progress = FrameProgress(not (args.quiet or args.json))
     steps = Progress(False, preview=(preview, model.latent_format)) if preview else None
     try:
         out = render_morph(model, config, args.output, save_frames=args.save_frames, contact_sheet=args.contact_sheet,
                            resume=args.resume, progress=progress, callback=steps)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from latentscape.interfaces.cli import Terminated
+
         progress.close()
-        print(f"latentscape morph: interrupted; finished frames are kept: rerun the same command with --resume to finish "
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"latentscape morph: {what}; finished frames are kept: rerun the same command with --resume to finish "
               f"'{args.output}'.", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     progress.close()
     report(args, model, out, str(manifest_path(args.output)))
     return 0

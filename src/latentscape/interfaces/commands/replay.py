@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from latentscape.interfaces.common import (
-    IMAGE_SUFFIXES, Progress, add_model_args, add_recipe_model_args, check_output_suffix, emit, load_for_replay,
+    IMAGE_SUFFIXES, Progress, add_model_args, add_overwrite_arg, add_recipe_model_args, check_output_suffix, check_writable,
+    emit, load_for_replay,
 )
 
 
@@ -17,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a folder to look in (by SHA-256) for input files that moved since the output was made (repeatable)")
     add_model_args(p)
     add_recipe_model_args(p)
+    add_overwrite_arg(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run_replay)
@@ -28,6 +30,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from latentscape.workflows.replay import check_inputs, load_recipe, replay
 
     recipe = load_recipe(args.file)
+    check_writable([args.output], overwrite=args.overwrite, inputs=[args.file])
     if recipe.workflow == "morph":  # a video: re-rendered whole, written with its own manifest
         from latentscape.interfaces.commands.morph import run_replay_morph
 

@@ -39,7 +39,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     candidates = tuple(c.strip() for c in args.candidates.split("|") if c.strip()) if args.candidates else None
     config = SweepConfig(prompts=tuple(args.prompts), cfgs=cfgs, seeds=args.seeds, seed=args.seed, adherence=args.adherence,
                          clip_model=args.clip_model, candidates=candidates, emoji_data=args.emoji_data, **opts)
-    model = load_model(args)
+    model = load_model(args, config)
     from latentscape.workflows.sweep import check
 
     check(model, config)

@@ -37,6 +37,9 @@ def run_vary(args: argparse.Namespace) -> int:
                                  prompt=args.prompt, seed=args.seed, **options(args))
     resolve_strength(config.strength, "image" if config.init_image else "seed")
     # the source PNG's recipe is untrusted: its model is loaded only with --model-from-recipe
+    from latentscape.workflows.fields import check_fields
+
+    check_fields(config)  # before any model loads
     model = load_model(args) if recipe is None else load_for_replay(args, recipe.model, recipe.load)
     out = vary(model, config, callback=progress(args, model))
     paths = write_images(args, out, "vary")
