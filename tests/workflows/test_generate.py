@@ -92,9 +92,21 @@ def test_img2img_size_must_fit(sd, tmp_path):
         ({"sampler": "magic"}, "--sampler got 'magic'"),
         ({"width": 33, "height": 32}, "size 33x32 is not a multiple of 8"),
         ({"guidance_rescale": 2.0}, "--guidance-rescale got 2.0"),
-        ({"init_image": "x.png", "strength": 0.0}, "--strength got 0.0"),
+        ({"init_image": "x.png", "strength": 1.5}, "strength got 1.5"),
     ],
 )
 def test_bad_parameters(sd, kwargs, message):
     with pytest.raises(LatentscapeError, match=message.replace("(", r"\(")):
         generate(sd, GenerateConfig(prompt="p", **kwargs))
+
+
+def test_strength_zero_is_the_vae_round_trip_of_the_image(sd, tmp_path):
+    src = tmp_path / "src.png"
+    Image.new("RGB", (32, 32), (30, 120, 220)).save(src)
+    steps = []
+    out = generate(sd, GenerateConfig(prompt="p", seed=1, steps=10, init_image=str(src), strength=0.0), callback=steps.append)
+    from latentscape.io.images import load_image, pil_to_tensor
+
+    expected = sd.encode_images(pil_to_tensor([load_image(src)]))
+    assert steps == [] and torch.equal(out.latents, expected)
+    assert "Denoising strength: 0.0" in out.recipes[0].infotext()

@@ -60,7 +60,7 @@ def generate(model: Family, config: GenerateConfig, *, callback: StepCallback | 
 
     init_latents, inputs, workflow = None, {}, "generate"
     if config.init_image is not None:
-        require(0 < config.strength <= 1, f"--strength got {config.strength}; expected a number in (0, 1].")
+        require(0 <= config.strength <= 1, f"strength got {config.strength}; expected a number from 0 (keep the image: its VAE round trip) to 1 (ignore it).")
         size = (config.width, config.height) if config.width and config.height else None
         image = fit_size(load_image(config.init_image), model.latent_format.size_multiple, config.resize, size=size,
                          name=f"input image '{config.init_image}'")
@@ -80,13 +80,16 @@ def generate(model: Family, config: GenerateConfig, *, callback: StepCallback | 
     shape = model.latent_format.latent_shape(width, height)
     generators = seeded_generators(seeds)
     noise = draw_noise(generators, shape)  # the generators continue into stochastic samplers' step noise
-    latents = denoise(
-        model, noise, cond, uncond,
-        sampler=config.sampler, steps=config.steps, guidance_scale=loop_scale,
-        guidance_rescale=config.guidance_rescale, embedded_guidance=embedded,
-        init_latents=init_latents, strength=config.strength if init_latents is not None else 1.0,
-        generators=generators, callback=callback,
-    )
+    if init_latents is not None and config.strength == 0:  # nothing to repaint: the image's VAE round trip
+        latents = init_latents
+    else:
+        latents = denoise(
+            model, noise, cond, uncond,
+            sampler=config.sampler, steps=config.steps, guidance_scale=loop_scale,
+            guidance_rescale=config.guidance_rescale, embedded_guidance=embedded,
+            init_latents=init_latents, strength=config.strength if init_latents is not None else 1.0,
+            generators=generators, callback=callback,
+        )
     images = decode_images(model, latents)
     params = config_dict(dataclasses.replace(config, seed=seed, cfg=cfg_used, width=width, height=height))
     extra = {}
@@ -96,3 +99,4 @@ def generate(model: Family, config: GenerateConfig, *, callback: StepCallback | 
         extra["CFG Rescale phi"] = config.guidance_rescale
     recipes = [make_recipe(workflow, model, params, s, batch_index=i, inputs=inputs, infotext_extra=extra) for i, s in enumerate(seeds)]
     return Output(images=images, latents=latents, recipes=recipes, info={"seed": seed, "width": width, "height": height})
+

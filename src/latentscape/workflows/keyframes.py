@@ -4,7 +4,9 @@ Command-line syntax (one argument each):
 - ``"grinning face, google style"``   a prompt (noise from the default seed)
 - ``seed:42``                         a seed (conditioning from the nearest prompt)
 - ``"cat face, twitter style@42"``    a prompt with its own seed (``PROMPT@SEED``)
-- ``image:path.png`` or an existing image file path: an image (VAE-encoded)
+- ``image:path.png`` or a path (see :func:`looks_like_path`): an image (VAE-encoded); a path that does not
+  exist is an error, never a prompt
+- ``prompt:TEXT``                     a prompt, whatever it looks like
 - a JSON file (``--keyframes path.json``): a list of objects with ``prompt``, ``seed``, ``image``, ``cfg``
 """
 
@@ -23,7 +25,7 @@ from latentscape.errors import LatentscapeError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 _SEED = re.compile(r"^seed:(-?\d+)$", re.IGNORECASE)
 _PROMPT_SEED = re.compile(r"^(?P<prompt>.*\S)\s*@\s*(?P<seed>\d+)$", re.DOTALL)
-KEYFRAME_HELP = ("a prompt, seed:N, PROMPT@SEED, image:PATH or an image file path")
+KEYFRAME_HELP = ("a prompt, seed:N, PROMPT@SEED, prompt:TEXT, image:PATH or an image file path")
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,16 @@ def parse_keyframe(text: str) -> Keyframe:
         return Keyframe(seed=check_seed(m.group(1), f"keyframe '{text}'"))
     if text.lower().startswith("image:"):
         return Keyframe(image=text[len("image:"):])
-    if text.lower().endswith(IMAGE_EXTENSIONS) and (os.sep in text or "/" in text or Path(text).exists()):
+    if text.lower().startswith("prompt:"):
+        prompt = text[len("prompt:"):].strip()
+        if not prompt:
+            raise LatentscapeError(f"keyframe '{text}' is an empty prompt; expected {KEYFRAME_HELP}.")
+        return Keyframe(prompt=prompt)
+    if looks_like_path(text):
+        if not Path(text).is_file():
+            what = "is a folder" if Path(text).is_dir() else "does not exist"
+            raise LatentscapeError(f"keyframe '{text}' looks like an image path but {what}; give an existing image file, "
+                                   f"or write prompt:{text} to use the text as a prompt.")
         return Keyframe(image=text)
     if m := _PROMPT_SEED.match(text):
         return Keyframe(prompt=m.group("prompt"), seed=check_seed(m.group("seed"), f"keyframe '{text}'"))
@@ -82,6 +93,20 @@ def parse_keyframe(text: str) -> Keyframe:
         kind = text.split(":", 1)[0]
         raise LatentscapeError(f"keyframe '{text}' has an unknown kind '{kind}:'; expected {KEYFRAME_HELP}.")
     return Keyframe(prompt=text)
+
+
+def looks_like_path(text: str) -> bool:
+    """The rule that tells an image path from a prompt: the text ends in an image extension (``cat.png``),
+    or names an existing file, or has a path separator, no whitespace and an existing folder before its last
+    separator (``shots/cat``). So "AC/DC logo" and "AC/DC" (no folder AC) stay prompts; ``prompt:TEXT``
+    forces a prompt."""
+    if text.lower().endswith(IMAGE_EXTENSIONS) or Path(text).is_file():
+        return True
+    separators = {"/", os.sep}
+    if not any(sep in text for sep in separators) or any(c.isspace() for c in text):
+        return False
+    parent = Path(text).parent
+    return str(parent) not in ("", ".") and parent.is_dir()
 
 
 def keyframe_from_dict(item: Any, where: str) -> Keyframe:

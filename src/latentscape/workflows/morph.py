@@ -152,7 +152,7 @@ def check_config(config: MorphConfig) -> list[Keyframe]:
     require(config.true_cfg >= 1 or config.true_cfg == 0, f"--true-cfg got {config.true_cfg}; expected a number >= 1.")
     require(0 < config.fps <= 240, f"--fps got {config.fps}; expected a number greater than 0 and at most 240.")
     if any(kf.image is not None for kf in keyframes):
-        require(0 < config.strength <= 1, f"--strength got {config.strength}; expected a number in (0, 1].")
+        require(0 <= config.strength <= 1, f"strength got {config.strength}; expected a number from 0 (the images' VAE round trips, no steps) to 1.")
     resolve_distance(config.distance)
     require(isinstance(config.max_step, (int, float)) and not isinstance(config.max_step, bool) and 1 < config.max_step < float("inf"),
             f"--max-step got {config.max_step}; expected a number greater than 1 (the largest step allowed, in mean steps).")

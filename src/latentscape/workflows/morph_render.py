@@ -131,6 +131,8 @@ def render_latents(
     if img2img and not start_step:
         assert anchors.latents is not None
         init = INTERPOLATORS["lerp"](anchors.latents[a], anchors.latents[b], t)
+        if settings.strength == 0:  # strength 0 keeps the images: the interpolated latents, no steps
+            return init
     stochastic = resolve_sampler(settings.sampler, model.is_flow).stochastic
     return denoise(
         model, start_latents if start_step else noise, cond, uncond, start_step=start_step,
