@@ -17,6 +17,7 @@ from latentscape.errors import LatentscapeError
 from latentscape.limits import check_pixels
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.latent_format import LatentFormat
+from latentscape.models.registry import FAMILIES
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,18 @@ class Family(ABC):
     ``encode_prompt``) and the latent format; subclasses add prompt encoding and the denoiser call."""
 
     name: ClassVar[str]
-    pipeline_class: ClassVar[str]
+    pipeline_class: ClassVar[str]  # these three come from the family's entry in models/registry.py
     is_flow: ClassVar[bool] = False  # flow matching (SD3, FLUX) rather than eps/v prediction
     default_cfg: ClassVar[float] = 7.5
     # VAE calls run this many images at a time: bounded memory for big grids, and with 1 every image's
     # encode/decode is the same computation whatever job it belongs to (exact one-hot/corner/endpoint claims).
     vae_batch: int = 1
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:  # an adapter names its family; the registry says what the family is
+            info = FAMILIES[cls.name]
+            cls.pipeline_class, cls.is_flow, cls.default_cfg = info.pipeline_class, info.is_flow, info.default_cfg
 
     def __init__(self, pipe: Any, latent_format: LatentFormat, *, model_id: str, device: torch.device, dtype: torch.dtype):
         self.pipe = pipe

@@ -37,9 +37,6 @@ def image_ids(h: int, w: int, device, dtype) -> torch.Tensor:
 
 class Flux(Family):
     name = "flux"
-    pipeline_class = "FluxPipeline"
-    is_flow = True
-    default_cfg = 3.5
     max_sequence_length = 512
 
     @property

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the methods that use it: the registry of formats stays light
+    import torch
 
 RGB = tuple[float, float, float]
 
@@ -45,6 +46,8 @@ class LatentFormat:
         return (3 * width * height) / (c * h * w)
 
     def _channel_stats(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        import torch
+
         if self.latents_mean is None or self.latents_std is None:
             return None
         shape = (1, -1) + (1,) * (z.ndim - 2)
@@ -68,6 +71,8 @@ class LatentFormat:
 
     def preview(self, latents: torch.Tensor) -> torch.Tensor:
         """Model-space latents (B, C, h, w) -> a linear RGB approximation (B, 3, h, w) in [0, 1]."""
+        import torch
+
         z = latents.float()
         if self.rgb_factors is None:
             rgb = z[:, :3] if z.shape[1] >= 3 else z[:, :1].expand(-1, 3, -1, -1)

@@ -16,36 +16,18 @@ import torch
 from latentscape.errors import LatentscapeError
 from latentscape.models.family import Family
 from latentscape.models.latent_format import FORMATS
+from latentscape.models.registry import (  # noqa: F401 (EMBEDDED_DIR, read_json_object: re-exported)
+    EMBEDDED_DIR, EMBEDDED_NAMES, FAMILIES, MAX_JSON_BYTES, PIPELINE_FAMILIES, adapter_class, read_json_object,
+)
 from latentscape.safetensors_header import read_header
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_DIR = Path(__file__).parent / "embedded"
-EMBEDDED_NAMES = (None, "", "embedded", "default")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
-
-# diffusers pipeline class (as in model_index.json) -> family name; img2img/inpaint variants share components.
-PIPELINE_FAMILIES = {
-    "StableDiffusionPipeline": "sd",
-    "StableDiffusionImg2ImgPipeline": "sd",
-    "StableDiffusionInpaintPipeline": "sd",
-    "StableDiffusionXLPipeline": "sdxl",
-    "StableDiffusionXLImg2ImgPipeline": "sdxl",
-    "StableDiffusionXLInpaintPipeline": "sdxl",
-    "StableDiffusion3Pipeline": "sd3",
-    "StableDiffusion3Img2ImgPipeline": "sd3",
-    "FluxPipeline": "flux",
-    "FluxImg2ImgPipeline": "flux",
-}
 
 
 def family_classes() -> dict[str, type[Family]]:
-    from latentscape.models.flux import Flux
-    from latentscape.models.sd import StableDiffusion
-    from latentscape.models.sd3 import StableDiffusion3
-    from latentscape.models.sdxl import StableDiffusionXL
-
-    return {c.name: c for c in (StableDiffusion, StableDiffusionXL, StableDiffusion3, Flux)}
+    return {name: adapter_class(name) for name in FAMILIES}
 
 
 def auto_device(device: str | torch.device | None) -> torch.device:
@@ -114,28 +96,6 @@ def family_of_state_keys(keys: list[str]) -> str:
     if "conditioner.embedders.1" in text or "add_embedding.linear_1" in text:
         return "sdxl"
     return "sd"
-
-
-MAX_JSON_BYTES = 1 << 20  # model_index.json, latentscape.json: a few KB in every real model
-
-
-def read_json_object(path: Path, what: str) -> dict[str, Any]:
-    """The JSON object in ``path`` (at most :data:`MAX_JSON_BYTES`); one sentence if it is anything else."""
-    try:
-        size = path.stat().st_size
-        raw = path.read_bytes() if size <= MAX_JSON_BYTES else b""
-        data = json.loads(raw.decode("utf-8")) if size <= MAX_JSON_BYTES else None
-    except FileNotFoundError:
-        raise LatentscapeError(f"'{path}' is missing; expected {what}.") from None
-    except OSError as exc:
-        raise LatentscapeError(f"'{path}' cannot be read ({exc.strerror or type(exc).__name__}); expected {what}.") from None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise LatentscapeError(f"'{path}' is not JSON; expected {what}.") from None
-    if size > MAX_JSON_BYTES:
-        raise LatentscapeError(f"'{path}' is {size:,} bytes, too large for {what} (at most {MAX_JSON_BYTES:,}).")
-    if not isinstance(data, dict):
-        raise LatentscapeError(f"'{path}' holds a JSON {type(data).__name__}; expected {what} (a JSON object).")
-    return data
 
 
 def _model_index(folder: Path) -> dict[str, Any]:
@@ -254,6 +214,7 @@ def load(
     config: str | os.PathLike | None = None,
     allow_pickle: bool = False,
     offload: bool = False,
+    backend: str | None = None,
 ) -> Family:
     """Load ``model`` and return its family adapter.
 
@@ -265,8 +226,13 @@ def load(
 
     Device and dtype are automatic (fp32 on CPU, fp16/bf16 on GPU with an fp32 VAE where the VAE needs it)
     and can be overridden. ``offload=True`` moves each component to the GPU only while it runs.
+    ``backend`` runs the denoiser with another engine (:mod:`latentscape.models.backends`; default ``torch``, exact).
     """
     import diffusers
+
+    from latentscape.models.backends import apply_backend, check_backend
+
+    check_backend(backend)  # an unknown backend or a missing package fails before the model loads
 
     name = None if model is None else str(model)
     if name in EMBEDDED_NAMES:
@@ -368,5 +334,6 @@ def load(
             latent_format = latent_format.with_rgb(factors, bias)
     adapter = family_classes()[family](pipe, latent_format, model_id=model_id, device=dev, dtype=dt)
     adapter.load_options = {"config": None if config is None else str(config), "dtype": dtype_name(dt)}
+    apply_backend(adapter, backend)
     log.info("loaded %s (%s) on %s as %s", model_id, family, dev, dt)
     return adapter

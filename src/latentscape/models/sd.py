@@ -12,7 +12,6 @@ from latentscape.models.family import Family
 
 class StableDiffusion(Family):
     name = "sd"
-    pipeline_class = "StableDiffusionPipeline"
 
     @property
     def embedded_guidance(self) -> bool:

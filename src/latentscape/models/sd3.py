@@ -42,9 +42,6 @@ def set_flow_timesteps(scheduler, steps: int, device, *, mu: float | None = None
 
 class StableDiffusion3(Family):
     name = "sd3"
-    pipeline_class = "StableDiffusion3Pipeline"
-    is_flow = True
-    default_cfg = 7.0
     max_sequence_length = 256
 
     @torch.no_grad()

@@ -12,7 +12,6 @@ from latentscape.models.sd import StableDiffusion
 
 class StableDiffusionXL(StableDiffusion):
     name = "sdxl"
-    pipeline_class = "StableDiffusionXLPipeline"
 
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str]) -> Conditioning:

@@ -60,7 +60,7 @@ def find_models(scan: list[str]) -> tuple[list[dict], int]:
     """The embedded model and pipelines under each ``scan`` folder and in the Hugging Face hub cache, and
     how many folders could not be read (skipped)."""
     from latentscape.errors import LatentscapeError
-    from latentscape.models.load import EMBEDDED_DIR, PIPELINE_FAMILIES, read_json_object
+    from latentscape.models.registry import EMBEDDED_DIR, PIPELINE_FAMILIES, read_json_object
 
     found, skipped = [], 0
     if (EMBEDDED_DIR / "model_index.json").is_file():
@@ -93,15 +93,15 @@ def find_models(scan: list[str]) -> tuple[list[dict], int]:
 
 def run_models(args: argparse.Namespace) -> int:
     from latentscape.models.latent_format import FORMATS
-    from latentscape.models.load import family_classes
+    from latentscape.models.registry import FAMILIES
     from latentscape.samplers import sampler_names
 
     families = []
-    for name, cls in family_classes().items():
+    for name, info in FAMILIES.items():  # plain data: listing families imports no torch
         lf = FORMATS[name]
-        families.append({"family": name, "pipeline": cls.pipeline_class, "latent_channels": lf.channels,
+        families.append({"family": name, "pipeline": info.pipeline_class, "latent_channels": lf.channels,
                          "size_multiple": lf.size_multiple, "scale": lf.scale, "shift": lf.shift,
-                         "default_cfg": cls.default_cfg, "samplers": sampler_names(cls.is_flow)})
+                         "default_cfg": info.default_cfg, "samplers": sampler_names(info.is_flow)})
     installed, skipped = find_models(args.scan)
     if args.json:
         print(json.dumps({"families": families, "installed": installed, "unreadable_folders": skipped}, indent=2))
