@@ -24,6 +24,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default: fp32 on CPU, half on GPU")
     g.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.ckpt/.bin) checkpoints: only for files you trust")
     g.add_argument("--offload", action="store_true", help="GPU: keep each component on the GPU only while it runs")
+    g.add_argument("--backend", default=None, help="denoiser engine: torch (default, exact) or onnx (ONNX Runtime, CPU fp32, pixels within 2/255)")
 
 
 def add_sampling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
@@ -86,7 +87,7 @@ def load_model(args: argparse.Namespace, config: Any = None):
         quiet_loading()
 
     return load(args.model, device=args.device, dtype=args.dtype, config=args.config,
-                allow_pickle=args.allow_pickle, offload=args.offload)
+                allow_pickle=args.allow_pickle, offload=args.offload, backend=args.backend)
 
 
 def add_recipe_model_args(p: argparse.ArgumentParser) -> None:
@@ -109,7 +110,8 @@ def load_for_replay(args: argparse.Namespace, recipe_model: str, load_options=No
     model = load(recipe_model if from_recipe else args.model, device=args.device,
                  dtype=args.dtype or (options.get("dtype") if from_recipe else None),
                  config=args.config or (options.get("config") if from_recipe else None),
-                 allow_pickle=args.allow_pickle, offload=args.offload)
+                 allow_pickle=args.allow_pickle, offload=args.offload,
+                 backend=args.backend or options.get("backend"))  # replay stays within the recipe's backend
     if model.model_id != recipe_model:
         print(f"note: the recipe was made with model '{recipe_model}' but '{model.model_id}' is loaded, so the result "
               "will differ; pass --model-from-recipe to load the recipe's model (only for files you trust).", file=sys.stderr)
