@@ -94,7 +94,7 @@ def test_every_verb_writes_outputs_that_replay(tiny_sd, tmp_path, monkeypatch, c
     assert Path("map.html").read_text().count("data:image/png;base64,") == 6
     assert len(list(Path("cells").glob("cell-*.png"))) == 9
     for made in ["v-1.png", "b.png", "mix-1.png", "e.png", "cells/cell-004.png", "map.png", "sw.png", "sw-chart.png", "math.png"]:
-        code, _, err = _run(capsys, "replay", made, "-o", "again.png", "-q", "--model-from-recipe")
+        code, _, err = _run(capsys, "replay", made, "-o", "again.png", "-q", "--model-from-recipe", "--overwrite")
         assert code == 0, (made, err)
         assert _same(Path(made), Path("again.png")) == 0, made
     code, out, _ = _run(capsys, "math", '"a red cat"', "--seed", "3", "--cfg", "5", *m, "-o", "m1.png", "--json")
