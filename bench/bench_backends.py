@@ -47,7 +47,7 @@ def timed(fn):
 
 def unet_engines(unet, x, t, ctx, threads: int, compile_too: bool, folder: Path) -> dict:
     """name -> a no-argument call of that engine on (x, t, ctx), plus one-off setup seconds."""
-    from latentscape.models.backends import OnnxUNet, _export, _UNetGraph
+    from latentscape.models.backends import GRAPH_FILE, OnnxUNet, _export, _UNetGraph
 
     graph = _UNetGraph(unet).eval()
     engines, setup = {"torch": lambda: graph(x, t, ctx)}, {"torch": 0.0}
@@ -63,13 +63,13 @@ def unet_engines(unet, x, t, ctx, threads: int, compile_too: bool, folder: Path)
     if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
         start = time.perf_counter()
         _export(unet, folder)
-        ort = OnnxUNet(unet, folder / "unet.onnx", threads)
+        ort = OnnxUNet(unet, folder / GRAPH_FILE, threads)
         engines["onnxruntime"], setup["onnxruntime"] = (lambda: ort.run(x, t, ctx)), time.perf_counter() - start
         if importlib.util.find_spec("openvino"):
             import openvino as ov
 
             start = time.perf_counter()
-            compiled = ov.Core().compile_model(str(folder / "unet.onnx"), "CPU", {
+            compiled = ov.Core().compile_model(str(folder / GRAPH_FILE), "CPU", {
                 "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
             request = compiled.create_infer_request()
             feeds = [x.numpy(), t.numpy(), ctx.numpy()]

@@ -68,7 +68,8 @@ def test_onnx_matches_torch_on_the_tiny_model_and_keeps_endpoints_and_replay(tin
     ref = latentscape.load(str(tiny_sd))
     onnx = latentscape.load(str(tiny_sd), backend="onnx")
     assert onnx.load_options["backend"] == "onnx" and type(onnx.denoiser).__name__ == "UNet2DConditionModel"
-    assert isinstance(vars(onnx.denoiser)["forward"].__self__, backends.OnnxUNet)  # the engine runs the calls
+    assert isinstance(vars(onnx.denoiser)["forward"].__self__, backends.OnnxUNet)  # the engines run the calls
+    assert isinstance(vars(onnx.vae)["decode"].__self__, backends.OnnxVAEDecoder)
     g = torch.Generator().manual_seed(3)
     x, ctx = torch.randn(3, 4, 4, 4, generator=g), torch.randn(3, 77, 32, generator=g)
     with torch.no_grad():
@@ -92,17 +93,17 @@ def test_graph_is_cached_by_weights_and_validated_on_read(tiny_sd, cache, monkey
     from onnx import numpy_helper
 
     ref = latentscape.load(str(tiny_sd))
-    folder = cache / f"onnx-{backends.weights_key(ref.denoiser)}"
+    folder = cache / f"onnx-unet-{backends.weights_key(ref.denoiser)}"
     exports = []
     real_export = backends._export
-    monkeypatch.setattr(backends, "_export", lambda unet, f: (exports.append(f), real_export(unet, f)))
+    monkeypatch.setattr(backends, "_export", lambda module, f, graph: (exports.append(f), real_export(module, f, graph)))
     latentscape.load(str(tiny_sd), backend="onnx")  # exported by the first test of the module, or now
-    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "unet.onnx"]
+    assert sorted(p.name for p in folder.iterdir()) == ["graph.onnx", "meta.json"]
     exports.clear()
     latentscape.load(str(tiny_sd), backend="onnx")
     assert exports == []  # a valid cache is read, not exported again
 
-    graph = folder / "unet.onnx"
+    graph = folder / backends.GRAPH_FILE
     graph.write_bytes(graph.read_bytes()[:-10])  # damaged: its hash no longer matches meta.json
     latentscape.load(str(tiny_sd), backend="onnx")
     assert exports == [folder] and backends._cached_ok(folder)
