@@ -107,6 +107,10 @@ def test_graph_is_cached_by_weights_and_validated_on_read(tiny_sd, cache, monkey
     graph.write_bytes(graph.read_bytes()[:-10])  # damaged: its hash no longer matches meta.json
     latentscape.load(str(tiny_sd), backend="onnx")
     assert exports == [folder] and backends._cached_ok(folder)
+    (folder / "extra.bin").write_bytes(b"planted")  # a file the export did not write: not read, exported again
+    assert not backends._cached_ok(folder)
+    latentscape.load(str(tiny_sd), backend="onnx")
+    assert exports == [folder, folder] and backends._cached_ok(folder)
 
     # a graph with other weights planted beside a matching meta.json: the probe call against torch catches it
     proto = onnx.load(str(graph))
@@ -114,10 +118,10 @@ def test_graph_is_cached_by_weights_and_validated_on_read(tiny_sd, cache, monkey
     init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.5, init.name))
     onnx.save(proto, str(graph))
     meta = json.loads((folder / "meta.json").read_text())
-    (folder / "meta.json").write_text(json.dumps({**meta, "sha256": backends._file_hash(graph)}))
+    (folder / "meta.json").write_text(json.dumps({**meta, "files": {backends.GRAPH_FILE: backends._file_hash(graph)}}))
     assert backends._cached_ok(folder)
     model = latentscape.load(str(tiny_sd), backend="onnx")
-    assert len(exports) == 2
+    assert len(exports) == 3
     x, t, ctx = backends._probe_inputs(ref.denoiser)
     with torch.no_grad():
         diff = (model.denoiser(x, t, encoder_hidden_states=ctx)[0] - ref.denoiser(x, t, encoder_hidden_states=ctx)[0]).abs().max()

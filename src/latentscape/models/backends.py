@@ -6,11 +6,12 @@ Runtime on the CPU, in fp32: pixels stay within 2/255 of ``torch`` (tests/models
 is exactly repeatable within the backend. The backend replaces only the UNet's ``forward`` and the VAE's
 ``decode``; the family's ``predict``, the samplers, VAE encoding and the text encoder are unchanged.
 
-The exported graph is cached under ``~/.cache/latentscape/backends/<key>/`` (``LATENTSCAPE_CACHE`` moves
-it), where ``key`` hashes the weights' bytes, the UNet config and the exporter versions: a model with other
-weights never reads another model's graph. A cached graph is used only when its bytes hash to the value
-recorded beside it at export and it reproduces the torch module on a probe input; anything else is
-exported again. ONNX files are protobuf (no pickles, nothing executed on read).
+The exported graphs are cached under ``~/.cache/latentscape/backends/<backend>-<graph>-<key>/``
+(``LATENTSCAPE_CACHE`` moves it), where ``key`` hashes the module's weights, its config and the exporter
+versions: a model with other weights never reads another model's graph. A cached graph is used only when
+its files (the graph and any external weights) hash to the values recorded beside them at export and it
+reproduces the torch module on a probe input; anything else is exported again. ONNX files are protobuf
+(no pickles, nothing executed on read).
 """
 
 from __future__ import annotations
@@ -136,8 +137,9 @@ def _export(module, folder: Path, graph: str = "unet") -> None:
             warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
             torch.onnx.export(wrap(module).eval(), probe(module), str(tmp / GRAPH_FILE), input_names=list(inputs),
                               output_names=["out"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-        (tmp / "meta.json").write_text(json.dumps({"format": FORMAT_VERSION, "graph": graph,
-                                                   "sha256": _file_hash(tmp / GRAPH_FILE)}))
+        # graphs over protobuf's 2 GB (an SD UNet in fp32) come with external weight files beside them: all are hashed
+        files = {f.name: _file_hash(f) for f in sorted(tmp.iterdir())}
+        (tmp / "meta.json").write_text(json.dumps({"format": FORMAT_VERSION, "graph": graph, "files": files}))
         if folder.exists():
             _remove(folder)
         os.replace(tmp, folder)
@@ -153,12 +155,15 @@ def _remove(folder: Path) -> None:
 
 
 def _cached_ok(folder: Path) -> bool:
-    """The cached graph's bytes match the hash recorded at export (and nothing else is in the folder)."""
+    """Every cached file's bytes match the hash recorded at export, and nothing else is in the folder."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
-        names = sorted(p.name for p in folder.iterdir())
-        return (names == [GRAPH_FILE, "meta.json"] and isinstance(meta, dict) and meta.get("format") == FORMAT_VERSION
-                and meta.get("sha256") == _file_hash(folder / GRAPH_FILE))
+        files = meta.get("files") if isinstance(meta, dict) and meta.get("format") == FORMAT_VERSION else None
+        if not isinstance(files, dict) or GRAPH_FILE not in files:
+            return False
+        if {p.name for p in folder.iterdir()} != {*files, "meta.json"}:
+            return False
+        return all(isinstance(h, str) and h == _file_hash(folder / n) for n, h in files.items())
     except (OSError, ValueError):
         return False
 
