@@ -52,7 +52,7 @@ def check_sampling(model: Family, *, steps: int, sampler: str, cfg: float | None
 def resolve_size(model: Family, width: int | None, height: int | None) -> tuple[int, int]:
     """Width and height in pixels: the model's default where not given; checked against the size multiple."""
     dw, dh = model.default_size()
-    width, height = int(width or dw), int(height or dh)
+    width, height = int(dw if width is None else width), int(dh if height is None else height)
     check_size(width, height, model.latent_format.size_multiple)
     check_render_size(width, height, family=model.name, trained=(dw, dh), model=model.model_id)
     return width, height
