@@ -264,3 +264,77 @@ def test_img2img_of_hostile_image_bytes(data, tiny_model, tiny_sd):
     # a 1-pixel limit: any image that does decode is then refused too, so every example must fail in one sentence
     assert_refused("img2img", ["in.png", "p", "--steps", "1", "-o", "out/x.png", "-q"], {"in.png": data},
                    watch=tiny_sd, model=tiny_model, env={"LATENTSCAPE_MAX_PIXELS": "1"})
+
+
+# --- morph manifests ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def morph_manifest(tiny_sd, tmp_path_factory) -> dict:
+    """A real manifest of a finished 3-frame morph on the tiny model (the base every example mutates)."""
+    folder = tmp_path_factory.mktemp("morph")
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["morph", "a red cat", "a dog", "--model", str(tiny_sd), "--frames", "3", "--steps", "1",
+                     "--seed", "1", "-o", str(folder / "m.gif"), "-q"])
+    assert code == 0
+    return json.loads((folder / "m.gif.manifest.json").read_text())
+
+
+MANIFEST_KEYS = ["kind", "format", "recipe", "frames_dir", "keep_frames", "stages", "pacing", "output", "complete"]
+
+
+@st.composite
+def mutated_manifests(draw, base: dict, sibling: str) -> dict:
+    data = json.loads(json.dumps(base))
+    for _ in range(draw(st.integers(1, 4))):
+        key = draw(st.sampled_from(MANIFEST_KEYS))
+        choice = draw(st.sampled_from(["value", "delete", "sibling", "stage"]))
+        if choice == "delete":
+            data.pop(key, None)
+        elif choice == "sibling":  # the hole of old: a manifest naming a folder it wants used or deleted
+            data["frames_dir"], data["complete"] = sibling, draw(st.booleans())
+        elif choice == "stage" and isinstance(data.get("stages"), dict) and isinstance(data["stages"].get("final"), dict):
+            final = data["stages"]["final"]
+            field = draw(st.sampled_from(["positions", "frames"]))
+            if isinstance(final.get(field), list) and final[field] and draw(st.booleans()):
+                final[field][draw(st.integers(0, len(final[field]) - 1))] = draw(json_values)
+            else:
+                final[field] = draw(json_values)
+        else:
+            data[key] = draw(json_values)
+    return data
+
+
+@settings(max_examples=25, derandomize=True, database=None, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_resume_and_replay_of_mutated_manifests_touch_nothing_outside(data, morph_manifest, tiny_model, tiny_sd):
+    """``morph --resume`` and ``replay`` of a tampered manifest: a sentence (exit 2) or, when the mutation
+    left a valid manifest, a normal run (exit 0); never a traceback, and a sibling folder the manifest names
+    (with a file of the user's in it) survives untouched."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sibling = root / "precious"
+        sibling.mkdir()
+        (sibling / "frame_00000.png").write_bytes(b"the user's own file")
+        manifest = data.draw(mutated_manifests(morph_manifest, str(sibling)))
+        (root / "m.gif.manifest.json").write_text(json.dumps(manifest, allow_nan=True))
+        keep = _snapshot(sibling)
+        for argv in (["morph", "a red cat", "a dog", "--frames", "3", "--steps", "1", "--seed", "1", "-o", "m.gif",
+                      "--resume", "-q", "--overwrite"],
+                     ["replay", "m.gif.manifest.json", "-o", "again.gif", "-q", "--overwrite"]):
+            err = io.StringIO()
+            with pytest.MonkeyPatch.context() as mp:
+                mp.chdir(root)
+                mp.setenv("HOME", str(root))
+                mp.setattr("latentscape.models.load.load", lambda *a, **k: tiny_model)
+                try:
+                    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                        code = main(argv)
+                except BaseException:  # noqa: BLE001 - any escape is the failure this test looks for
+                    pytest.fail(f"latentscape {argv[0]} raised:\n{traceback.format_exc()}")
+            lines = err.getvalue().strip().splitlines()
+            assert "Traceback" not in err.getvalue()
+            assert code in (0, 2), (argv[0], code, lines)
+            if code == 2:
+                errors = [line for line in lines if line.startswith(f"latentscape {argv[0]}: error: ")]
+                assert len(errors) == 1, lines
+            assert _snapshot(sibling) == keep, "a folder the manifest names was touched"
