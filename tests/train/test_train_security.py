@@ -158,3 +158,27 @@ def test_the_data_cli_reports_a_bad_tarball_in_one_sentence(tmp_path, capsys):
 def test_clean_tarballs_still_build(tmp_path):
     out = data.build(_cache(tmp_path, None, ""), fraction=0.0)
     assert data.load(out).images.shape == (2, 64, 64, 3)
+
+
+def test_export_never_replaces_a_folder_that_is_not_a_model(tmp_path):
+    """``train export --out DIR`` on a user's folder (or a file, or a link) is refused before any work, and
+    the folder, its ``.old``/``.partial`` neighbours and their files all survive."""
+    from latentscape.errors import LatentscapeError
+    from latentscape.train.export import export
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.txt").write_text("years of work")
+    link = tmp_path / "link"
+    link.symlink_to(home)
+    note = tmp_path / "note.txt"
+    note.write_text("x")
+    old = tmp_path / "model.old"
+    old.mkdir()
+    (old / "photo.jpg").write_bytes(b"precious")
+    for out, what in ((home, "holds no model"), (link, "is a file or a link"), (note, "is a file or a link"),
+                      (tmp_path / "model", "holds no model")):
+        with pytest.raises(LatentscapeError, match=what):
+            export(tmp_path / "no-vae-run", tmp_path / "no-diffusion-run", out)
+    assert (home / "thesis.txt").read_text() == "years of work" and (old / "photo.jpg").read_bytes() == b"precious"
+    assert note.read_text() == "x" and link.is_symlink()

@@ -16,7 +16,7 @@ import torch
 
 from latentscape.train import data as emoji_data
 from latentscape.train.diffusion import copy_tokenizer
-from latentscape.train.loop import replace_folder
+from latentscape.train.loop import check_replaceable, replace_folder
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ def export(vae_run: Path, diffusion_run: Path, out: Path, *, data_path=None, dty
            summary: dict | None = None) -> Path:
     """Write the pipeline folder to ``out`` (replacing it) from the two stages' outputs (the diffusion stage's
     ``final/`` holds the EMA weights)."""
+    out = Path(out)
+    for folder in (out, out.with_name(out.name + ".partial"), out.with_name(out.name + ".old")):
+        check_replaceable(folder)  # before any work: an --out that is someone else's folder is never replaced
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 

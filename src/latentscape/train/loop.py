@@ -344,10 +344,24 @@ def config_dict(*configs: Any) -> dict:
     return {type(c).__name__: asdict(c) for c in configs}
 
 
+MODEL_MARKERS = ("model_index.json", "unet", "vae", "text_encoder")  # what model folders this project writes hold
+
+
+def check_replaceable(folder: Path, flag: str = "--out") -> None:
+    """Only a model folder (or an empty folder) is ever replaced or deleted: never a user's other folder,
+    a file, or a link, whatever path an option names."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise LatentscapeError(f"{flag} '{folder}' is a file or a link; latentscape replaces only model folders it wrote: choose another path.")
+    if folder.is_dir() and any(folder.iterdir()) and not any((folder / m).exists() for m in MODEL_MARKERS):
+        raise LatentscapeError(f"{flag} '{folder}' is a folder that holds no model ({' or '.join(MODEL_MARKERS)}); latentscape replaces only model folders it wrote: choose another path or empty it yourself.")
+
+
 def replace_folder(new: Path, out: Path) -> None:
     """Put the finished folder ``new`` in place of ``out``: move the old one aside, rename the new one in,
     then delete the old one (at every moment one complete folder exists under one of the two names)."""
     old = out.with_name(out.name + ".old")
+    check_replaceable(out)
+    check_replaceable(old)
     if old.exists():
         shutil.rmtree(old)
     if out.exists():
