@@ -219,6 +219,7 @@ def train(cfg: DiffusionTrainConfig, data_path, vae_run: Path, run_dir: Path, *,
         u = ema["unet"].module if ema else unet
         te = ema["text_encoder"].module if ema else text_encoder
         tmp = run_dir / "final.partial"  # written whole, then swapped in: `final/` is always complete
+        loop.check_replaceable(tmp, "--runs")  # a folder of the user's under that name is never deleted
         if tmp.exists():
             shutil.rmtree(tmp)
         save_components(tmp, u, te, tok_dir, cfg.prediction_type)
