@@ -1,7 +1,7 @@
 import torch
 
 from latentscape.core.guidance import cfg, rescale_guidance
-from latentscape.core.interpolate import slerp
+from latentscape.core.interpolate import slerp_a1111
 from latentscape.core.noise import batch_seeds, draw_noise, resolve_seed, seeded_generators, seeded_noise, variation_noise
 from latentscape.core.schedules import flow_shift_mu
 
@@ -50,8 +50,9 @@ def test_resolve_seed():
 
 
 def test_variation_noise_is_a1111_slerp():
+    # A1111's slerp takes angles per channel and column (tests/core/test_a1111_variation.py), not over the whole tensor
     v = variation_noise([1], [2], 0.3, (4, 4, 4))
-    assert torch.allclose(v, slerp(seeded_noise([1], (4, 4, 4)), seeded_noise([2], (4, 4, 4)), 0.3))
+    assert torch.allclose(v, slerp_a1111(seeded_noise([1], (4, 4, 4)), seeded_noise([2], (4, 4, 4)), 0.3))
     assert torch.equal(variation_noise([1], [2], 0.0, (4, 4, 4)), seeded_noise([1], (4, 4, 4)))
 
 

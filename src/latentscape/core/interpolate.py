@@ -74,3 +74,29 @@ def nlerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
 
 
 INTERPOLATORS = {"lerp": lerp, "slerp": slerp, "nlerp": nlerp}
+
+
+def slerp_a1111(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
+    """AUTOMATIC1111's variation-seed slerp, per item of (B, C, H, W) noise.
+
+    A1111 mixes a seed's noise ``a`` and a variation seed's noise ``b`` (each (C, H, W), one image) with a
+    slerp whose norms and angles are taken along dim 1 of that (C, H, W) tensor, the latent height: every
+    (channel, column) pair gets its own angle ``ω = arccos(Σ_h â·b̂)`` and the result is
+    ``sin((1-t)ω)/sin ω · a + sin(tω)/sin ω · b`` column by column. Here dim 1 of an item is dim 2 of the
+    batch. When the columns are nearly parallel on average (mean cos > 0.9995: the two noises are the same
+    seed's) A1111 falls back to a linear mix; identical noises give that noise either way. t = 0 gives ``a``
+    and t = 1 gives ``b`` exactly. Computed in float64, returned in ``a``'s dtype.
+    """
+    if a.shape != b.shape or a.ndim < 3:
+        raise ValueError(f"slerp_a1111 needs (B, C, H, ...) tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    tt = _per_item(t, a)
+    a64, b64 = a.double(), b.double()
+    an = a64 / torch.linalg.vector_norm(a64, dim=2, keepdim=True).clamp_min(1e-30)
+    bn = b64 / torch.linalg.vector_norm(b64, dim=2, keepdim=True).clamp_min(1e-30)
+    cos = (an * bn).sum(dim=2, keepdim=True).clamp(-1.0, 1.0)  # (B, C, 1, W): one angle per channel and column
+    omega = torch.arccos(cos)
+    parallel = cos.flatten(1).mean(dim=1).reshape(tt.shape) > 0.9995
+    out = _sin_ratio(1 - tt, omega) * a64 + _sin_ratio(tt, omega) * b64
+    out = torch.where(parallel, (1 - tt) * a64 + tt * b64, out)
+    out = torch.where(tt == 0, a64, torch.where(tt == 1, b64, out))
+    return out.to(a.dtype)

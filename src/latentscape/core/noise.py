@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from latentscape.core.interpolate import slerp
+from latentscape.core.interpolate import slerp_a1111
 from latentscape.core.seeds import MAX_SEED, SEED_LIMIT, batch_seeds, random_seed, resolve_seed  # noqa: F401 (re-exported)
 
 
@@ -35,5 +35,6 @@ def variation_noise(
     strength: float | torch.Tensor,
     shape: Sequence[int],
 ) -> torch.Tensor:
-    """A1111 variation seeds: ``slerp(strength, noise(seed), noise(variation_seed))`` per item."""
-    return slerp(seeded_noise(seeds, shape), seeded_noise(variation_seeds, shape), strength)
+    """A1111 variation seeds: ``slerp(strength, noise(seed), noise(variation_seed))`` per item, with A1111's
+    own slerp (:func:`latentscape.core.interpolate.slerp_a1111`: angles per channel and column)."""
+    return slerp_a1111(seeded_noise(seeds, shape), seeded_noise(variation_seeds, shape), strength)

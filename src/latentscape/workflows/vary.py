@@ -1,7 +1,7 @@
 """Variations of an image (Midjourney "Vary", A1111 variation seeds).
 
 A generated source (a prompt and seed, or a PNG whose recipe is a txt2img ``generate``) varies in noise
-space: variation i starts from ``slerp(strength, noise(seed), noise(variation_seed + i))`` with the
+space: variation i starts from A1111's ``slerp(strength, noise(seed), noise(variation_seed + i))`` with the
 source's prompt, CFG, sampler and size, so strength 0 is the source image itself and strength 1 is the
 variation seed's own image. A stochastic sampler's step noise keeps following the source seed (A1111),
 except at strength 1, where it follows the variation seed so that the image is exactly that seed's.
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentscape.core.interpolate import slerp
+from latentscape.core.interpolate import slerp_a1111
 from latentscape.core.noise import batch_seeds, resolve_seed
 from latentscape.errors import LatentscapeError
 from latentscape.io.recipe import Recipe, file_sha256, read_recipe
@@ -160,7 +160,7 @@ def vary(model: Family, config: VaryConfig, *, callback: StepCallback | None = N
         variation_seeds = batch_seeds(variation_seed, n)
         source, source_gens = seed_noise([seed] * n, shape)
         other, other_gens = seed_noise(variation_seeds, shape)
-        noise = slerp(source, other, strength)
+        noise = slerp_a1111(source, other, strength)  # A1111's own slerp, so the infotext reproduces there
         generators = other_gens if strength == 1 else source_gens
         extras = [{**extra, "Variation seed": v, "Variation seed strength": strength} for v in variation_seeds]
         workflow_seeds = [seed] * n
