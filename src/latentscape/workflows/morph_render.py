@@ -9,8 +9,9 @@ bit for bit, so the frame on a keyframe is that keyframe's standalone image.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from PIL import Image
@@ -40,6 +41,8 @@ class RenderSettings:
     strength: float  # img2img only
     interpolation: str  # noise and img2img latents
     cond_interpolation: str  # prompt conditioning (incl. pooled vectors)
+    # value schedules: a point's own cfg (final, after any dip), guidance_rescale and strength where scheduled
+    scheduled: Callable[[Point], Mapping[str, float]] | None = None
 
 
 @dataclass
@@ -112,6 +115,10 @@ def render_latents(
     ``start_step`` k > 0 with ``start_latents`` (B, C, h, w): each point starts at step k from the given
     latents instead of from its noise (a frame-tree branch); conditioning, guidance and step noise are the
     point's own, as for a full render."""
+    values = [settings.scheduled(p) for p in points] if settings.scheduled is not None else [{}] * len(points)
+    strengths = [v.get("strength", settings.strength) for v in values]
+    if img2img and not start_step and any(s != settings.strength for s in strengths):
+        return _by_strength(model, anchors, points, strengths, settings, callback)
     a = [p[0] for p in points]
     b = [p[1] for p in points]
     t = torch.tensor([p[2] for p in points], dtype=torch.float64)
@@ -121,7 +128,11 @@ def render_latents(
     cond = anchors.cond.select(a).zip_map(anchors.cond.select(b), lambda x, y: cond_interp(x, y, t))
     uncond = anchors.uncond.repeat(len(points)) if anchors.uncond is not None else None
 
-    split = [model.split_guidance(frame_cfg(anchors, p, settings.cfg_dip), settings.true_cfg) for p in points]
+    split = [model.split_guidance(v["cfg"] if "cfg" in v else frame_cfg(anchors, p, settings.cfg_dip), settings.true_cfg)
+             for p, v in zip(points, values)]
+    rescale = settings.guidance_rescale
+    if any("guidance_rescale" in v for v in values):
+        rescale = torch.tensor([v.get("guidance_rescale", rescale) for v in values], dtype=torch.float64).float()
     scale = torch.tensor([s for s, _ in split], dtype=torch.float64)
     embedded = torch.tensor([e for _, e in split], dtype=torch.float64) if split[0][1] is not None else None
     if uncond is None and model.uses_cfg(scale):
@@ -137,12 +148,26 @@ def render_latents(
     return denoise(
         model, start_latents if start_step else noise, cond, uncond, start_step=start_step,
         sampler=settings.sampler, steps=settings.steps, guidance_scale=scale.float(),
-        guidance_rescale=settings.guidance_rescale,
+        guidance_rescale=rescale,
         embedded_guidance=embedded.float() if embedded is not None else None,
         init_latents=init, strength=settings.strength if init is not None else 1.0,
         noise_path=NoisePath(anchors.sources, a, b, t.tolist()) if stochastic else None,
         callback=callback,
     )  # fmt: skip
+
+
+def _by_strength(model: Family, anchors: Anchors, points: Sequence[Point], strengths: Sequence[float],
+                 settings: RenderSettings, callback: StepCallback | None) -> torch.Tensor:
+    """img2img points with scheduled strengths: one denoise per strength (each starts at its own step),
+    returned in the points' order."""
+    out: list[torch.Tensor | None] = [None] * len(points)
+    for strength in dict.fromkeys(strengths):
+        idx = [i for i, s in enumerate(strengths) if s == strength]
+        part = render_latents(model, anchors, [points[i] for i in idx], dataclasses.replace(settings, strength=strength),
+                              img2img=True, callback=callback)
+        for j, i in enumerate(idx):
+            out[i] = part[j:j + 1]
+    return torch.cat(out)  # type: ignore[arg-type]
 
 
 Progress = Callable[[str, int, int], None]  # (stage, frames done, frames in the stage)
