@@ -1,7 +1,9 @@
 import pytest
 
 from latentscape.errors import LatentscapeError
-from latentscape.samplers import SAMPLERS, make_scheduler, resolve_sampler, sampler_names
+from latentscape.samplers import (
+    SAMPLERS, canonical_sampler, from_a1111, make_scheduler, resolve_sampler, sampler_names, schedule_type_field,
+)
 
 SD_CONFIG = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
              "num_train_timesteps": 1000, "prediction_type": "v_prediction", "skip_prk_steps": True, "steps_offset": 1}
@@ -25,7 +27,74 @@ def test_flow_aliases_and_errors():
     assert resolve_sampler("euler", flow=True).name == "flow_euler"
     with pytest.raises(LatentscapeError, match="not available for flow-matching models.*flow_euler"):
         resolve_sampler("dpmpp_2m", flow=True)
-    with pytest.raises(LatentscapeError, match="--sampler got 'flow_euler'"):
+    with pytest.raises(LatentscapeError, match="^sampler got 'flow_euler'"):
         resolve_sampler("flow_euler", flow=False)
-    with pytest.raises(LatentscapeError, match="accepted: euler, euler_a"):
+    with pytest.raises(LatentscapeError, match=r"accepted: euler, euler_a.*\(A1111: DDIM, DPM\+\+ 2M, .*Euler a"):
         resolve_sampler("k_lms", flow=False)
+
+
+@pytest.mark.parametrize("a1111, ours", [("Euler a", "euler_a"), ("euler A", "euler_a"), ("Euler", "euler"), ("DPM++ 2M", "dpmpp_2m"),
+                                         ("dpm++ 2m karras", "dpmpp_2m_karras"), ("DDIM", "ddim"), ("Heun", "heun"),
+                                         ("UniPC", "unipc"), ("LCM", "lcm"), ("k_euler_a", "euler_a")])
+def test_a1111_names_are_the_same_samplers(a1111, ours):
+    assert canonical_sampler(a1111) == ours
+    assert resolve_sampler(a1111, flow=False) == SAMPLERS[ours]
+    assert make_scheduler(a1111, SD_CONFIG, False).config == make_scheduler(ours, SD_CONFIG, False).config
+
+
+def test_schedules_set_the_diffusers_equivalents():
+    assert canonical_sampler("DPM++ 2M", "Karras") == "dpmpp_2m_karras"
+    assert canonical_sampler("Euler", "sgm uniform") == canonical_sampler("euler", "Simple") == "euler_sgm_uniform"
+    config = make_scheduler("DPM++ 2M Exponential", SD_CONFIG, False).config
+    assert (config.use_exponential_sigmas, config.use_karras_sigmas, config.algorithm_type) == (True, False, "dpmsolver++")
+    assert make_scheduler("heun_karras", SD_CONFIG, False).config.use_karras_sigmas is True
+    assert make_scheduler("euler_a_sgm_uniform", SD_CONFIG, False).config.timestep_spacing == "trailing"
+    assert make_scheduler("euler_uniform", SD_CONFIG, False).config.timestep_spacing == "linspace"
+    assert canonical_sampler("euler", "Automatic") == "euler"  # the model's own schedule
+    # the schedules really change the sigmas the sampler steps through
+    sigmas = {n: make_scheduler(n, SD_CONFIG, False) for n in ("euler", "euler_karras", "euler_exponential")}
+    for s in sigmas.values():
+        s.set_timesteps(8)
+    assert len({tuple(s.sigmas.tolist()) for s in sigmas.values()}) == 3
+
+
+def test_unhonoured_or_impossible_schedules_are_refused_in_one_sentence():
+    with pytest.raises(LatentscapeError, match="^schedule got 'Align Your Steps', which is an A1111 schedule latentscape cannot reproduce; accepted: Automatic, Karras"):
+        canonical_sampler("euler", "Align Your Steps")
+    with pytest.raises(LatentscapeError, match="Beta', which is an A1111 schedule latentscape cannot"):
+        canonical_sampler("euler", "Beta")
+    with pytest.raises(LatentscapeError, match="not a schedule latentscape knows"):
+        canonical_sampler("euler", "wobbly")
+    with pytest.raises(LatentscapeError, match="Karras schedule is not available with Euler a; it works with Euler, Heun, DPM\\+\\+ 2M, UniPC"):
+        resolve_sampler("Euler a Karras", flow=False)
+    with pytest.raises(LatentscapeError, match="already names the Karras schedule"):
+        canonical_sampler("dpmpp_2m_karras", "Exponential")
+    with pytest.raises(LatentscapeError, match="flow-matching models take only their own schedule"):
+        resolve_sampler("euler_karras", flow=True)
+    assert resolve_sampler("Euler", flow=True).name == resolve_sampler(from_a1111("Euler", "Simple"), flow=True).name == "flow_euler"
+
+
+def test_a1111_reading_of_a_bare_sampler_name():
+    # A1111 >= 1.9: no Schedule type (or Automatic) is the sampler's own default: DPM++ 2M -> Karras, Euler -> Uniform
+    assert from_a1111("DPM++ 2M") == from_a1111("DPM++ 2M", "Automatic") == "dpmpp_2m_karras"
+    assert from_a1111("DPM++ 2M", "Uniform") == "dpmpp_2m_uniform"
+    assert from_a1111("Euler a") == "euler_a_uniform"
+    assert from_a1111("DDIM") == "ddim" and from_a1111("UniPC", "Automatic") == "unipc"
+    assert from_a1111("DPM++ 2M Karras") == "dpmpp_2m_karras"
+
+
+def test_schedule_type_is_written_only_when_a1111_would_assume_another():
+    trailing = {**SD_CONFIG, "timestep_spacing": "trailing"}
+    assert schedule_type_field("dpmpp_2m_karras", False, trailing) is None  # A1111's default for DPM++ 2M
+    assert schedule_type_field("dpmpp_2m", False, trailing) == "SGM Uniform"
+    assert schedule_type_field("dpmpp_2m", False, {**SD_CONFIG, "timestep_spacing": "leading"}) == "Uniform"
+    assert schedule_type_field("euler", False, trailing) == "SGM Uniform"
+    assert schedule_type_field("euler_uniform", False, trailing) is None
+    assert schedule_type_field("euler_exponential", False, trailing) == "Exponential"
+    assert schedule_type_field("ddim", False, trailing) is None  # A1111 ignores it for DDIM
+    assert schedule_type_field("flow_euler", True, {}) is None
+    # what A1111 reads back is the sampler that ran
+    for name in ("dpmpp_2m", "euler", "euler_exponential", "dpmpp_2m_karras"):
+        spec = resolve_sampler(name, False)
+        assert make_scheduler(from_a1111(spec.a1111, schedule_type_field(name, False, trailing)), trailing, False).config == \
+            make_scheduler(name, trailing, False).config

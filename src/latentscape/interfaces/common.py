@@ -34,12 +34,33 @@ def add_sampling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None
     g.add_argument("--true-cfg", type=float, default=1.0, help="real CFG on guidance-distilled models (FLUX dev), with --negative")
     g.add_argument("--guidance-rescale", type=float, default=0.0, help="guidance rescale phi, 0..1 (0.7 recommended for v-prediction)")
     g.add_argument("--steps", type=int, default=25)
-    g.add_argument("--sampler", default="euler", help="euler, euler_a, heun, ddim, dpmpp_2m, dpmpp_2m_karras, unipc, lcm; flow_euler/flow_heun for SD3/FLUX")
+    g.add_argument("--sampler", default="euler", action=SamplerAction,
+                   help="euler, euler_a, heun, ddim, dpmpp_2m, dpmpp_2m_karras, unipc, lcm, or A1111's names ('Euler a', "
+                        "'DPM++ 2M Karras', any case); flow_euler/flow_heun for SD3/FLUX")
+    g.add_argument("--schedule", default=None, action=SamplerAction,
+                   help="A1111 schedule type: Automatic (the model's own, default), Karras, Exponential (Euler, Heun, "
+                        "DPM++ 2M, UniPC), SGM Uniform / Simple, Uniform")
     g.add_argument("--seed", type=int, default=-1, help="-1 = random (the seed used is reported)")
     g.add_argument("--size", default=None, help="WIDTHxHEIGHT in pixels (default: the model's)")
     g.add_argument("--preview", default=None, metavar="PNG", help="rewrite a live latent->RGB preview of the current step here")
     if batch:
         g.add_argument("--batch", type=int, default=1, help="N images with seeds s, s+1, ...")
+
+
+class SamplerAction(argparse.Action):
+    """``--sampler`` and ``--schedule``, in any order: ``args.sampler`` becomes latentscape's name for the pair
+    (``--sampler "DPM++ 2M" --schedule Karras`` -> ``dpmpp_2m_karras``), an unknown name refused at parse time."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from latentscape.samplers import canonical_sampler
+
+        given = {**getattr(namespace, "sampler_given", {"sampler": "euler", "schedule": None}), self.dest: values}
+        namespace.sampler_given = given
+        try:
+            namespace.sampler = canonical_sampler(given["sampler"], given["schedule"])
+        except LatentscapeError as exc:
+            raise argparse.ArgumentError(None, with_flags(str(exc))) from None
+        namespace.schedule = given["schedule"]
 
 
 def add_output_args(p: argparse.ArgumentParser, default_hint: str = "outputs/NNNNN-SEED.png") -> None:
