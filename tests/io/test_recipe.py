@@ -16,7 +16,11 @@ def _recipe(**params):
 
 def test_infotext_a1111_format():
     text = _recipe().infotext()
-    assert text == "a cat, sitting\nSteps: 30, Sampler: Euler, CFG scale: 7.5, Seed: 42, Size: 512x512, Model: sd15, Version: latentscape 0.1.0"
+    # RNG: CPU always (latentscape's noise is A1111's CPU RNG); no hash or schedule known for this hand-made recipe
+    assert text == ("a cat, sitting\nSteps: 30, Sampler: Euler, CFG scale: 7.5, Seed: 42, Size: 512x512, Model: sd15, RNG: CPU, "
+                    "Version: latentscape 0.1.0")
+    full = Recipe(**{**_recipe().__dict__, "schedule_label": "Karras", "model_hash": "0123456789"}).infotext()
+    assert "Sampler: Euler, Schedule type: Karras, CFG scale: 7.5" in full and "Model hash: 0123456789, Model: sd15" in full
 
 
 def test_infotext_negative_and_quoting():
@@ -25,7 +29,8 @@ def test_infotext_negative_and_quoting():
                infotext_extra={"Note": "a:b"}, versions={"latentscape": "0.1.0"})
     lines = r.infotext().split("\n")
     assert lines[1] == "Negative prompt: blurry, low"
-    assert 'Note: "a:b"' in lines[2] and "CFG scale: 3," in lines[2]
+    # extra values are never JSON-quoted (civitai, sd-parsers and sd-prompt-reader cut quoted values at a comma)
+    assert "Note: a -b," in lines[2] and '"' not in lines[2] and "CFG scale: 3," in lines[2]
 
 
 def test_png_round_trip(tmp_path):

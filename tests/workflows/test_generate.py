@@ -37,7 +37,8 @@ def test_random_seed_is_reported_and_reproducible(sd):
 def test_recipe_records_the_resolved_parameters(sd):
     r = generate(sd, GenerateConfig(prompt="p", seed=1, steps=2)).recipes[0]
     assert r.family == "sd" and r.params["cfg"] == 7.5 and r.params["width"] == 32 and r.params["height"] == 32
-    assert "Steps: 2, Sampler: Euler, CFG scale: 7.5, Seed: 1, Size: 32x32" in r.infotext()
+    # A1111 order: the schedule type follows the sampler (tiny_sd's Euler uses "leading" spacing: A1111's DDIM schedule)
+    assert "Steps: 2, Sampler: Euler, Schedule type: DDIM, CFG scale: 7.5, Seed: 1, Size: 32x32" in r.infotext()
 
 
 @pytest.mark.parametrize("sampler", ["euler", "euler_a", "heun", "ddim", "dpmpp_2m", "dpmpp_2m_karras", "unipc", "lcm"])

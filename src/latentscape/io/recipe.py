@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,6 +52,9 @@ class Recipe:
     ``batch_index`` say which item of the batch this output is (replay reruns the batch for bit-exactness);
     ``inputs`` records input files by path and SHA-256; ``infotext_extra`` holds extra A1111 fields;
     ``load`` how the model was loaded beyond its id (a single file's ``config`` folder, the ``dtype``).
+    ``schedule_label`` is A1111's ``Schedule type`` for the sampler's schedule, ``model_hash`` A1111's short
+    model hash, ``prompt_line`` the infotext's prompt when it is not ``params["prompt"]`` (blend, map, ...).
+    These three only shape the infotext; recipes without them (older versions) stay readable.
     """
 
     workflow: str
@@ -65,6 +69,9 @@ class Recipe:
     versions: Mapping[str, str] = field(default_factory=dict)
     load: Mapping[str, Any] = field(default_factory=dict)
     format: int = RECIPE_FORMAT
+    schedule_label: str = ""
+    model_hash: str = ""
+    prompt_line: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
@@ -76,32 +83,76 @@ class Recipe:
 
         data = parse_recipe_json(text, source=source)
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        fields = {k: v for k, v in data.items() if k in known}
+        # the infotext-only fields are not in the schema: untrusted, so keep only well-formed values
+        for key in ("schedule_label", "prompt_line"):
+            if key in fields and not (isinstance(fields[key], str) and len(fields[key]) <= 100_000):
+                fields.pop(key)
+        if "model_hash" in fields and not (isinstance(fields["model_hash"], str) and MODEL_HASH.fullmatch(fields["model_hash"])):
+            fields.pop("model_hash")
+        return cls(**fields)
 
     def infotext(self) -> str:
-        """AUTOMATIC1111 infotext: prompt, optional negative line, then ``Key: value`` pairs."""
+        """AUTOMATIC1111 infotext: prompt, optional negative line, then one line of ``Key: value`` pairs.
+
+        The last line has the fields A1111 needs to make the same image: ``RNG: CPU`` (latentscape draws
+        every noise with a CPU generator, which is what A1111 calls CPU RNG; without it A1111 assumes GPU
+        noise), ``Schedule type``, ``Model hash``. Values are written bare, never JSON-quoted: civitai,
+        sd-parsers and sd-prompt-reader cut a quoted value at its first comma, so every value is freed of
+        ``,`` ``:`` quotes and newlines (:func:`infotext_value`). ``Version`` keeps its ``latentscape``
+        prefix: a bare version number reads as an old A1111 and switches on its back-compat options.
+        """
         p = self.params
-        lines = [str(p.get("prompt", ""))]
+        prompt = self.prompt_line if self.prompt_line is not None else p.get("prompt", "")
+        lines = [_prompt_text(prompt)]
         if p.get("negative"):
-            lines.append(f"Negative prompt: {p['negative']}")
+            lines.append(f"Negative prompt: {_prompt_text(p['negative'])}")
         width, height = p.get("width"), p.get("height")
         fields = {
             "Steps": p.get("steps"),
             "Sampler": self.sampler_label or p.get("sampler"),
+            "Schedule type": self.schedule_label or None,
             "CFG scale": p.get("cfg"),
             "Seed": self.seed,
             "Size": f"{width}x{height}" if width and height else None,
+            "Model hash": self.model_hash or None,
             "Model": Path(str(self.model)).name or self.model,
+            "RNG": "CPU",
             **dict(self.infotext_extra),
             "Version": f"latentscape {self.versions.get('latentscape', '')}".strip(),
         }
-        lines.append(", ".join(f"{k}: {_a1111_value(v)}" for k, v in fields.items() if v is not None))
+        lines.append(", ".join(f"{infotext_key(k)}: {infotext_value(v)}" for k, v in fields.items() if v is not None))
         return "\n".join(lines)
 
 
-def _a1111_value(value: Any) -> str:
-    text = f"{value:g}" if isinstance(value, float) else str(value)
-    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ",:\n") else text
+MODEL_HASH = re.compile(r"[0-9a-f]{10}")
+_KEY_CHARS = re.compile(r"[^\w \-/]")
+
+
+def _prompt_text(text: Any) -> str:
+    """A prompt as an infotext line: line breaks become spaces (A1111 joins the prompt's lines anyway, and a
+    prompt line that looked like ``Negative prompt:`` or a parameters line would be misread)."""
+    return " ".join(str(text).split("\n")).replace("\r", " ")
+
+
+def infotext_key(key: str) -> str:
+    """A field name A1111's parser accepts: word characters, spaces, ``-`` and ``/``, starting with a word character."""
+    cleaned = _KEY_CHARS.sub(" ", str(key)).strip() or "Field"
+    return cleaned if re.match(r"\w", cleaned) else f"X{cleaned}"
+
+
+def infotext_value(value: Any) -> str:
+    """A value that every infotext parser reads whole: numbers as A1111 writes them; text with the
+    characters parsers split on replaced (``,`` -> ``;``, ``:`` -> `` -``, ``"`` -> ``'``, ``\\`` -> ``/``,
+    line breaks -> spaces), never JSON-quoted."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:g}" if abs(value) < 1e15 else str(int(value))
+    text = str(value)
+    for bad, good in (("\r\n", " "), ("\n", " "), ("\r", " "), (",", ";"), (":", " -"), ('"', "'"), ("\\", "/")):
+        text = text.replace(bad, good)
+    return " ".join(text.split())
 
 
 def save_png(image: Image.Image, path: str | os.PathLike, recipe: Recipe | None) -> Path:

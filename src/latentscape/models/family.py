@@ -48,6 +48,7 @@ class Family(ABC):
         self.dtype = dtype
         # how load() was called beyond the model id (single-file config, dtype): recipes record it for replay
         self.load_options: dict[str, Any] = {"config": None, "dtype": None}
+        self.model_hash: str | None = None  # A1111's short hash of the checkpoint (models/model_hash.py), set by load()
 
     # --- what the model is -------------------------------------------------------------------------
     @property
@@ -87,6 +88,11 @@ class Family(ABC):
     def encode_negatives(self, negatives: Sequence[str]) -> Conditioning:
         """Negative prompts -> the unconditional branch of CFG (SDXL overrides: zeros for empty prompts)."""
         return self.encode_prompts(negatives)
+
+    def match_lengths(self, conds: Sequence[Conditioning | None]) -> list[Conditioning | None]:
+        """``conds`` with equal token counts, so they batch together (CLIP families pad chunked prompts; every
+        other family encodes to a fixed length and returns them as they are)."""
+        return list(conds)
 
     def default_guidance(self) -> float:
         """The CFG scale used when none is given."""

@@ -16,6 +16,7 @@ import torch
 from latentscape.errors import LatentscapeError
 from latentscape.models.family import Family
 from latentscape.models.latent_format import FORMATS
+from latentscape.models.model_hash import model_hash
 from latentscape.models.registry import (  # noqa: F401 (EMBEDDED_DIR, read_json_object: re-exported)
     EMBEDDED_DIR, EMBEDDED_NAMES, FAMILIES, MAX_JSON_BYTES, PIPELINE_FAMILIES, adapter_class, read_json_object,
 )
@@ -334,6 +335,7 @@ def load(
             latent_format = latent_format.with_rgb(factors, bias)
     adapter = family_classes()[family](pipe, latent_format, model_id=model_id, device=dev, dtype=dt)
     adapter.load_options = {"config": None if config is None else str(config), "dtype": dtype_name(dt)}
+    adapter.model_hash = model_hash(path) if (path.is_dir() or path.is_file()) else None  # A1111's "Model hash"
     apply_backend(adapter, backend)
     log.info("loaded %s (%s) on %s as %s", model_id, family, dev, dt)
     return adapter

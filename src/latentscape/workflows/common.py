@@ -67,16 +67,17 @@ def guidance(model: Family, cfg: float | None, true_cfg: float = 1.0) -> tuple[f
 
 def encode(model: Family, prompts: Sequence[str], negatives: Sequence[str], need_uncond: bool) -> tuple[Conditioning, Conditioning | None]:
     """Conditioning for ``prompts`` and (when CFG needs it) ``negatives``, encoding each distinct text once."""
-    cond = _encode_unique(model.encode_prompts, prompts)
-    uncond = _encode_unique(model.encode_negatives, negatives) if need_uncond else None
+    cond = _encode_unique(model.encode_prompts, prompts, model.match_lengths)
+    uncond = _encode_unique(model.encode_negatives, negatives, model.match_lengths) if need_uncond else None
+    cond, uncond = model.match_lengths([cond, uncond])  # long (chunked) prompts: one token count for the batch
     return cond, uncond
 
 
-def _encode_unique(fn, texts: Sequence[str]) -> Conditioning:
+def _encode_unique(fn, texts: Sequence[str], match_lengths=list) -> Conditioning:
     """Encode each distinct text once and on its own (a batch of one, as ``generate`` does: text encoders
     on GPUs are not bit-identical across batch sizes), then gather them in ``texts`` order."""
     unique = list(dict.fromkeys(texts))
-    encoded = Conditioning.cat([fn([t]) for t in unique])
+    encoded = Conditioning.cat(match_lengths([fn([t]) for t in unique]))
     return encoded.select([unique.index(t) for t in texts])
 
 
@@ -89,6 +90,52 @@ def config_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+# A1111's "Schedule type" (A1111 >= 1.9) for our schedules. A1111's "Automatic" means the sampler's own
+# default, which for DPM++ 2M is Karras: writing nothing (or "Automatic") would make A1111 use Karras sigmas
+# for our plain dpmpp_2m. So the type is always written explicitly, as the A1111 schedule that places the
+# steps where diffusers' scheduler does, read from the model's scheduler config:
+#   use_karras_sigmas                       -> "Karras"
+#   timestep_spacing "trailing"             -> "Simple" (every (1000/n)-th trained sigma from the last one
+#                                              down: timesteps 999, 999 - 1000/n, ..., what trailing gives;
+#                                              "SGM Uniform" is the fractional-timestep version of the same)
+#   timestep_spacing "linspace"             -> "Uniform" (k-diffusion's own get_sigmas: t_max to 0 inclusive)
+#   timestep_spacing "leading" (+ offset 1) -> "DDIM" (A1111's ddim schedule: timesteps 1, 1 + 1000//n, ...)
+#   flow matching (SD3, FLUX)               -> "Simple" (what Forge writes for these models)
+# ("Simple" and "DDIM" are A1111 >= 1.10 and Forge names.) A1111's DDIM, UniPC and LCM samplers pick their
+# own timesteps and ignore the schedule type: none is written for them.
+_OWN_TIMESTEPS = ("ddim", "unipc", "lcm")
+_SPACING_SCHEDULE = {"trailing": "Simple", "linspace": "Uniform", "leading": "DDIM"}
+
+
+def schedule_label(model: Family, sampler: str) -> str:
+    """A1111's ``Schedule type`` for ``sampler`` on ``model`` ("" where A1111 takes none; see the table above)."""
+    spec = resolve_sampler(sampler, model.is_flow)
+    if spec.flow:
+        return "Simple"
+    if spec.name in _OWN_TIMESTEPS:
+        return ""
+    config = {**model.scheduler_config, **spec.overrides}
+    if config.get("use_karras_sigmas"):
+        return "Karras"
+    return _SPACING_SCHEDULE.get(str(config.get("timestep_spacing", "linspace")), "")
+
+
+def a1111_guidance(model: Family, params: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The extra fields with guidance as A1111/Forge write it: on guidance-distilled models (FLUX dev) the
+    guidance input is ``Distilled CFG Scale`` (Forge's key) and ``CFG scale`` is the real CFG (1: none)."""
+    out = dict(extra)
+    if not model.embedded_guidance:
+        return out
+    distilled = out.pop("CFG scale", params.get("cfg"))
+    true_cfg = params.get("true_cfg") or 1.0
+    return {"CFG scale": true_cfg if true_cfg > 1 else 1, "Distilled CFG Scale": distilled, **out}
+
+
+def hot_index(weights: Sequence[float]) -> int:
+    """The input with the largest weight (the first on ties): the one whose prompt and seed an infotext names."""
+    return max(range(len(weights)), key=lambda i: (weights[i], -i))
+
+
 def make_recipe(
     workflow: str,
     model: Family,
@@ -98,7 +145,11 @@ def make_recipe(
     batch_index: int = 0,
     inputs: Mapping[str, Any] | None = None,
     infotext_extra: Mapping[str, Any] | None = None,
+    prompt_line: str | None = None,
 ) -> Recipe:
+    """The recipe of one output. ``prompt_line`` is the infotext's prompt when ``params`` has no ``prompt``
+    (or another one is what the output shows); ``infotext_extra`` adds A1111 fields or replaces standard
+    ones (e.g. a cell's own ``CFG scale``)."""
     sampler = params.get("sampler")
     label = resolve_sampler(sampler, model.is_flow).a1111 if sampler else ""
     return Recipe(
@@ -109,8 +160,11 @@ def make_recipe(
         seed=int(seed),
         batch_index=batch_index,
         inputs=dict(inputs or {}),
-        infotext_extra=dict(infotext_extra or {}),
+        infotext_extra=a1111_guidance(model, params, infotext_extra or {}),
         sampler_label=label,
         versions=versions(),
         load=dict(model.load_options),
+        schedule_label=schedule_label(model, sampler) if sampler else "",
+        model_hash=getattr(model, "model_hash", None) or "",
+        prompt_line=prompt_line,
     )
