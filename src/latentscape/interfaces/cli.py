@@ -29,6 +29,7 @@ COMMANDS = (
     "latentscape.interfaces.commands.invert",
     "latentscape.interfaces.commands.smoothness",
     "latentscape.interfaces.commands.models",
+    "latentscape.interfaces.commands.serve",
     "latentscape.interfaces.train_cli",
 )
 
