@@ -10,6 +10,7 @@ import torch
 from latentscape.core.schedules import flux_sigmas
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
+from latentscape.models.prompt_encoding import t5_prompts
 from latentscape.models.sd3 import scheduler_mu, set_flow_timesteps
 
 
@@ -48,11 +49,16 @@ class Flux(Family):
         return self.default_cfg if self.embedded_guidance else 1.0
 
     @torch.no_grad()
-    def encode_prompts(self, prompts: Sequence[str]) -> Conditioning:
+    def encode_prompts(self, prompts: Sequence[str], field: str = "prompt") -> Conditioning:
+        prompts = t5_prompts(prompts, field, family=self.name, clip_tokenizer=self.pipe.tokenizer,
+                             t5_tokenizer=getattr(self.pipe, "tokenizer_2", None), t5_window=self.max_sequence_length)
         embeds, pooled, _ = self.pipe.encode_prompt(
             list(prompts), None, device=self.device, num_images_per_prompt=1, max_sequence_length=self.max_sequence_length
         )
         return Conditioning(embeds=embeds.to(self.dtype), pooled=pooled.to(self.dtype))
+
+    def encode_negatives(self, negatives: Sequence[str]) -> Conditioning:
+        return self.encode_prompts(negatives, "negative")
 
     def set_timesteps(self, scheduler, steps, height, width):
         config = scheduler.config

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import Sequence
 
 import torch
 
+from latentscape.core.prompt_syntax import PromptSyntaxError, check_prompt, has_editing, is_plain
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
+from latentscape.models.prompt_encoding import ClipEncoder, chunk_count, encode_weighted
+
+log = logging.getLogger(__name__)
 
 
 class StableDiffusion(Family):
@@ -18,12 +24,78 @@ class StableDiffusion(Family):
         # LCM-distilled UNets embed the guidance scale ("w") instead of running CFG.
         return getattr(self.denoiser.config, "time_cond_proj_dim", None) is not None
 
-    @torch.no_grad()
+    def clip_encoders(self) -> list[ClipEncoder]:
+        """The tokenizer/text-encoder pairs whose outputs make the conditioning."""
+        return [ClipEncoder(self.pipe.tokenizer, self.pipe.text_encoder)]
+
     def encode_prompts(self, prompts: Sequence[str]) -> Conditioning:
-        embeds, _ = self.pipe.encode_prompt(
-            list(prompts), self.device, num_images_per_prompt=1, do_classifier_free_guidance=False
-        )
+        """A1111 prompts: ``(word:1.2)`` weights, ``BREAK`` and prompts of any length (75-token chunks)."""
+        return self.encode_texts(prompts, "prompt")
+
+    def encode_negatives(self, negatives: Sequence[str]) -> Conditioning:
+        return self.encode_texts(negatives, "negative")
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str], field: str) -> Conditioning:
+        """Plain prompts that fit the window go through diffusers' ``encode_prompt`` exactly as before (so
+        their conditioning is unchanged); weighted or long ones are encoded chunk by chunk
+        (:mod:`latentscape.models.prompt_encoding`). Items of different lengths are padded (:meth:`match_lengths`)."""
+        texts = list(texts)
+        encoders = self.clip_encoders()
+        for text in texts:
+            check_prompt(text, field=field)
+            if has_editing(text):
+                raise PromptSyntaxError(
+                    f"{field} {text!r} uses prompt editing [from:to:when], which this workflow cannot schedule "
+                    "(it samples one conditioning per image); use it with generate or img2img.")
+        simple = [i for i, t in enumerate(texts) if is_plain(t) and chunk_count(encoders, t) == 1]
+        if len(simple) == len(texts):
+            return self._encode_plain(texts)
+        items: list[Conditioning | None] = [None] * len(texts)
+        if simple:
+            plain = self._encode_plain([texts[i] for i in simple])
+            for k, i in enumerate(simple):
+                items[i] = plain.select(k)
+        for i, text in enumerate(texts):
+            if items[i] is None:
+                embeds, pooled = encode_weighted(encoders, text, self.device)
+                log.info("%s: %d tokens in %d chunks", field, embeds.shape[1], embeds.shape[1] // encoders[0].window)
+                items[i] = self._conditioning(embeds, pooled)
+        return Conditioning.cat(self.match_lengths(items))
+
+    def _encode_plain(self, prompts: list[str]) -> Conditioning:
+        embeds, _ = self.pipe.encode_prompt(prompts, self.device, num_images_per_prompt=1, do_classifier_free_guidance=False)
         return Conditioning(embeds=embeds.to(self.dtype))
+
+    def _conditioning(self, embeds: torch.Tensor, pooled: torch.Tensor | None) -> Conditioning:
+        return Conditioning(embeds=embeds.to(self.dtype))
+
+    def match_lengths(self, conds: Sequence[Conditioning | None]) -> list[Conditioning | None]:
+        """Pad shorter token sequences with empty-prompt chunks (A1111's "pad prompt/negative prompt to be
+        same length"), so prompts of different chunk counts batch and interpolate; an all-zero conditioning
+        (SDXL's empty negative) is padded with zeros. Conditionings of equal length come back unchanged."""
+        longest = max((c.embeds.shape[1] for c in conds if c is not None), default=0)
+        if all(c is None or c.embeds.shape[1] == longest for c in conds):
+            return list(conds)
+        empty = self._empty_chunk()
+        out = []
+        for c in conds:
+            if c is None or c.embeds.shape[1] == longest:
+                out.append(c)
+                continue
+            missing = longest - c.embeds.shape[1]
+            if missing % empty.shape[1]:
+                raise ValueError(f"cannot pad {c.embeds.shape[1]} tokens to {longest} in chunks of {empty.shape[1]}")
+            fill = torch.zeros_like(empty) if not c.embeds.any() else empty.to(c.embeds.device, c.embeds.dtype)
+            fill = fill.repeat(len(c), missing // empty.shape[1], 1)
+            out.append(dataclasses.replace(c, embeds=torch.cat([c.embeds, fill], dim=1)))
+        return out
+
+    def _empty_chunk(self) -> torch.Tensor:
+        """(1, window, D): the embeddings of an empty prompt, the filler between chunked prompts."""
+        if getattr(self, "_empty", None) is None:
+            self._empty = self._encode_plain([""]).embeds
+        return self._empty
 
     def _timestep_cond(self, guidance: torch.Tensor | None, batch: int, dtype: torch.dtype) -> torch.Tensor | None:
         if not self.embedded_guidance:

@@ -11,6 +11,7 @@ from latentscape.core.schedules import flow_shift_mu
 from latentscape.errors import LatentscapeError
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
+from latentscape.models.prompt_encoding import t5_prompts
 
 
 def scheduler_mu(config, image_seq_len: int, default_max_shift: float) -> float:
@@ -45,7 +46,9 @@ class StableDiffusion3(Family):
     max_sequence_length = 256
 
     @torch.no_grad()
-    def encode_prompts(self, prompts: Sequence[str]) -> Conditioning:
+    def encode_prompts(self, prompts: Sequence[str], field: str = "prompt") -> Conditioning:
+        prompts = t5_prompts(prompts, field, family=self.name, clip_tokenizer=self.pipe.tokenizer,
+                             t5_tokenizer=getattr(self.pipe, "tokenizer_3", None), t5_window=self.max_sequence_length)
         embeds, _, pooled, _ = self.pipe.encode_prompt(
             list(prompts),
             None,
@@ -56,6 +59,9 @@ class StableDiffusion3(Family):
             max_sequence_length=self.max_sequence_length,
         )
         return Conditioning(embeds=embeds.to(self.dtype), pooled=pooled.to(self.dtype))
+
+    def encode_negatives(self, negatives: Sequence[str]) -> Conditioning:
+        return self.encode_prompts(negatives, "negative")
 
     def set_timesteps(self, scheduler, steps, height, width):
         config = scheduler.config
