@@ -76,6 +76,10 @@ def parse_keyframe(text: str) -> Keyframe:
         return Keyframe(seed=check_seed(m.group(1), f"keyframe '{text}'"))
     if text.lower().startswith("image:"):
         return Keyframe(image=text[len("image:"):])
+    if text.lower().startswith("png:"):  # a PNG's generation settings (prompt, seed, cfg), not its pixels
+        from latentscape.workflows.a1111_replay import keyframe_from_png
+
+        return keyframe_from_png(text[len("png:"):])
     if text.lower().startswith("prompt:"):
         prompt = text[len("prompt:"):].strip()
         if not prompt:
