@@ -1,0 +1,255 @@
+"""The studio web page in a real browser: Debian's Chromium, driven headless by selenium, against a live
+``latentscape serve`` subprocess on 127.0.0.1 (a free port, a fresh data folder) with the embedded model.
+
+Each test loads the page afresh and checks one view end to end with the server's real renders (low steps):
+the map point dragged and moved by keys changes the image under it, and a pinned point becomes a morph
+keyframe; a 6-frame morph renders with a progress bar and scrubs frame by frame; the CFG explorer runs a
+sweep and draws its measurements; a result replays to identical pixels; no view logs a console error.
+
+With ``LATENTSCAPE_STUDIO_SCREENSHOTS=DIR`` each view's screenshot is saved as DIR/studio-{map,morph,cfg}.png
+(palette PNGs, well under 300 KB): ``LATENTSCAPE_STUDIO_SCREENSHOTS=docs/images python -m pytest tests/server/test_browser.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+    pytest.skip("Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver); "
+                "the studio page's browser test needs them", allow_module_level=True)
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
+pytest.importorskip("fastapi", reason="the studio server needs fastapi (pip install -e '.[serve]')")
+
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+SHOTS = os.environ.get("LATENTSCAPE_STUDIO_SCREENSHOTS")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _latentscape() -> list[str]:
+    script = Path(sys.executable).with_name("latentscape")
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from latentscape.interfaces.cli import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    data = tmp_path_factory.mktemp("studio-data")
+    log = (data.parent / "serve.log").open("wb")
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    proc = subprocess.Popen(_latentscape() + ["serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.close()
+            pytest.fail("latentscape serve did not come up:\n" + (data.parent / "serve.log").read_text(errors="replace")[-3000:])
+        time.sleep(0.25)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1360,1000",
+                "--force-device-scale-factor=1", "--no-first-run", "--disable-extensions", "--disable-background-networking"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def _open(browser, server, view: str):
+    browser.get("about:blank")  # a fresh document each time (a change of #hash alone would keep the page)
+    browser.get(f"{server}/#{view}")
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+    browser.get_log("browser")  # start each view's console check from an empty log
+
+
+def _console_errors(browser) -> list[str]:
+    return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _pixels(browser, element_id: str) -> list[int]:
+    """The image's pixels as the page shows them (drawn to a canvas), so a change of src alone is not enough."""
+    return browser.execute_script("""
+        const img = document.getElementById(arguments[0]);
+        const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+        return Array.from(ctx.getImageData(0, 0, c.width, c.height).data);""", element_id)
+
+
+def _data(browser, element_id: str, key: str):
+    return browser.execute_script("return document.getElementById(arguments[0]).dataset[arguments[1]] ?? null;", element_id, key)
+
+
+def _set(browser, element_id: str, value) -> None:
+    el = browser.find_element(By.ID, element_id)
+    el.clear()
+    el.send_keys(str(value))
+
+
+def _screenshot(browser, name: str) -> None:
+    if not SHOTS:
+        return
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
+    out = Path(SHOTS) / f"studio-{name}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, optimize=True)
+    assert out.stat().st_size < 300_000, f"{out} is {out.stat().st_size} bytes; keep studio screenshots under 300 KB"
+
+
+def test_map_point_drag_and_keys_rerender_the_image_and_pin_makes_a_keyframe(browser, server):
+    _open(browser, server, "map")
+    _set(browser, "map-grid", 3)
+    _set(browser, "map-grid-steps", 2)
+    _set(browser, "map-drag-steps", 2)
+    _set(browser, "map-full-steps", 4)
+    browser.find_element(By.ID, "map-build").click()
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: _data(d, "map-area", "ready") == "true" and _data(d, "map-image", "quality") == "full")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map-cells img")) == 9
+    assert (_data(browser, "map-image", "u"), _data(browser, "map-image", "v")) == ("0.5", "0.5")
+    before = _pixels(browser, "map-image")
+    infotext = browser.find_element(By.CSS_SELECTOR, "#map-result .infotext").text
+    assert "Steps: 4" in infotext, infotext
+
+    point = browser.find_element(By.ID, "map-point")
+    area = browser.find_element(By.ID, "map-area").rect
+    # drag from the centre towards the top-left corner in a few moves, pausing as a hand does
+    ActionChains(browser).click_and_hold(point).move_by_offset(-40, -30).pause(0.2).move_by_offset(-40, -30) \
+        .pause(0.2).move_by_offset(-20, -20).release().perform()
+    wait.until(lambda d: _data(d, "map-image", "quality") == "full" and _data(d, "map-image", "u") != "0.5")
+    u, v = float(_data(browser, "map-image", "u")), float(_data(browser, "map-image", "v"))
+    expected = 0.5 - 100 / (area["width"] * 2 / 3)  # 3 cells: the point's range is the middle 2/3 of the map
+    assert u == pytest.approx(expected, abs=0.03) and v == pytest.approx(0.5 - 80 / (area["height"] * 2 / 3), abs=0.03)
+    after = _pixels(browser, "map-image")
+    assert len(after) == len(before) and after != before, "the image under the point did not change after the drag"
+    shown = int(_data(browser, "map-image", "shown"))
+
+    # the keyboard moves the point by 0.05 and the image follows (a low-step preview, then full quality)
+    point.send_keys(Keys.ARROW_RIGHT)
+    wait.until(lambda d: _data(d, "map-image", "quality") == "full"
+               and float(_data(d, "map-image", "u")) == pytest.approx(round(u + 0.05, 2)))
+    assert int(_data(browser, "map-image", "shown")) > shown
+    assert browser.find_element(By.ID, "map-point").get_attribute("aria-valuetext").startswith(f"u {u + 0.05:.2f}")
+
+    # Enter pins the point: the morph studio gets a third keyframe
+    point.send_keys(Keys.ENTER)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#morph-keyframes li")) == 3)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map-pins span")) == 1
+    _screenshot(browser, "map")
+    assert _console_errors(browser) == []
+
+
+def test_morph_renders_six_frames_and_scrubs_them(browser, server):
+    _open(browser, server, "morph")
+    _set(browser, "morph-frames", 6)
+    _set(browser, "morph-steps", 3)
+    browser.find_element(By.ID, "morph-render").click()
+    wait = WebDriverWait(browser, 90)
+    wait.until(lambda d: d.find_element(By.ID, "morph-scrub").is_enabled())
+    assert browser.find_element(By.ID, "morph-progress").get_attribute("value") == "1"
+    scrub = browser.find_element(By.ID, "morph-scrub")
+    assert scrub.get_attribute("max") == "5"
+    assert _data(browser, "morph-frame", "frame") == "0"
+    wait.until(lambda d: d.execute_script("const i = document.getElementById('morph-frame'); return i.complete && i.naturalWidth > 0"))
+    first = _pixels(browser, "morph-frame")
+    for expected in ("1", "2", "3"):
+        scrub.send_keys(Keys.ARROW_RIGHT)
+        assert _data(browser, "morph-frame", "frame") == expected
+    wait.until(lambda d: d.execute_script("const i = document.getElementById('morph-frame'); return i.complete && i.naturalWidth > 0"))
+    assert _pixels(browser, "morph-frame") != first, "frame 4 looks like frame 1"
+    assert browser.find_element(By.ID, "morph-scrub-out").text == "4 / 6"
+    links = {a.text.split(" ")[0] for a in browser.find_elements(By.CSS_SELECTOR, "#morph-downloads a")}
+    assert {"mp4", "gif", "webp"} <= links
+    cli = browser.find_element(By.CSS_SELECTOR, "#morph-result .cli").text
+    assert cli.startswith("latentscape morph") and "--frames 6" in cli, cli
+    assert "Steps: 3" in browser.find_element(By.CSS_SELECTOR, "#morph-result .infotext").text
+    _screenshot(browser, "morph")
+    assert _console_errors(browser) == []
+
+
+def test_cfg_explorer_sweeps_and_the_slider_picks_a_column(browser, server):
+    _open(browser, server, "cfg")
+    _set(browser, "cfg-seeds", 2)
+    _set(browser, "cfg-steps", 3)
+    _set(browser, "cfg-values", "1,4,7.5,12")
+    browser.find_element(By.ID, "cfg-run").click()
+    wait = WebDriverWait(browser, 90)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cfg-grid img") and d.find_element(By.ID, "cfg-run").is_enabled())
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#cfg-grid img")) == 8
+    assert browser.find_elements(By.CSS_SELECTOR, "#cfg-chart svg polyline, #cfg-chart img")
+    slider = browser.find_element(By.ID, "cfg-slider")
+    slider.send_keys(Keys.HOME)
+    assert _data(browser, "cfg-grid", "selected") == "0"
+    assert "exploratory" in slider.get_attribute("aria-valuetext")
+    slider.send_keys(Keys.END)
+    assert _data(browser, "cfg-grid", "selected") == "3"
+    assert "adherent" in slider.get_attribute("aria-valuetext")
+    for _ in range(10):
+        slider.send_keys(Keys.ARROW_LEFT)  # 15 -> 10: the nearest measured column is CFG 12
+    assert _data(browser, "cfg-grid", "selected") == "3"
+    for _ in range(5):
+        slider.send_keys(Keys.ARROW_LEFT)  # 7.5
+    assert _data(browser, "cfg-grid", "selected") == "2"
+    assert browser.find_element(By.CSS_SELECTOR, "#cfg-result .cli").text.startswith("latentscape sweep")
+    _screenshot(browser, "cfg")
+    assert _console_errors(browser) == []
+
+
+def test_a_result_replays_to_identical_pixels(browser, server):
+    _open(browser, server, "map")
+    _set(browser, "map-grid", 2)
+    _set(browser, "map-grid-steps", 2)
+    _set(browser, "map-full-steps", 3)
+    browser.find_element(By.ID, "map-build").click()
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: _data(d, "map-image", "quality") == "full")
+    browser.find_element(By.CSS_SELECTOR, "#map-result .replay").click()
+    wait.until(lambda d: _data(d, "map-result", "replayDiff") is not None)
+    assert _data(browser, "map-result", "replayDiff") == "0"
+    assert browser.find_element(By.CSS_SELECTOR, "#map-result .copied").text == "replayed: identical pixels"
+    assert _console_errors(browser) == []
