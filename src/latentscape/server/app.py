@@ -87,9 +87,11 @@ def create_app(model_id: str | None = "embedded", data_dir: str | Path = "latent
             return JSONResponse({"error": f"no static file '{name[:80]}'."}, status_code=404)
         return FileResponse(path)
 
-    from latentscape.server import api
+    from latentscape.server import a1111, api, point
 
     app.include_router(api.router(state))
+    app.include_router(point.router(state))
+    app.include_router(a1111.router(state))
     worker.start()
     return app
 
