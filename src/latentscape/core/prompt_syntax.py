@@ -9,8 +9,9 @@ BREAK), not its code:
 - ``BREAK`` (upper case, a word of its own) ends the current 75-token chunk.
 - Prompt editing ``[from:to:when]`` uses ``from`` up to step ``when`` and ``to`` after it; ``[to:when]`` adds
   ``to`` after ``when``; ``[from::when]`` removes ``from`` after ``when``. ``when`` >= 1 is a step number, a
-  number below 1 a fraction of the steps. A step uses ``from`` while its index (counted from 0) is at most
-  ``when``, as A1111 counts.
+  number below 1 a fraction of the steps (``int(when * steps)``). A step uses ``from`` while its index
+  (counted from 0) is at most ``when``, as A1111 counts; a ``when`` that comes to less than step 1 uses ``to``
+  from the start.
 
 Unlike A1111, which reads unbalanced brackets and a weight that is not a number as literal text, this module
 refuses them with one sentence (:class:`PromptSyntaxError`): a typo should not silently change the weights.
@@ -263,7 +264,8 @@ def _render(nodes: tuple, step: int, steps: int) -> str:
             weight = f":{node.raw_weight}" if node.raw_weight is not None else ""
             out.append(f"{node.opener}{_render(node.children, step, steps)}{weight}{close}")
         else:
-            out.append(_render(node.before if step <= _step_of(node.when, steps) else node.after, step, steps))
+            when = _step_of(node.when, steps)  # below step 1 (e.g. 0, or 0.01 of 20 steps): "to" from the start
+            out.append(_render(node.before if 1 <= when and step <= when else node.after, step, steps))
     return "".join(out)
 
 
@@ -363,19 +365,32 @@ def interpolate_weighted(a: str, b: str, t: float) -> str | None:
         return None
     if _edit_steps(ta) or _edit_steps(tb):
         return None
-    sa, sb = list(_flatten(ta, 1.0)), list(_flatten(tb, 1.0))
-    key = lambda segs: [None if s is None else s.text for s in segs if s is None or s.text]  # noqa: E731
-    if key(sa) != key(sb):
+    pa, pb = _char_weights(ta), _char_weights(tb)
+    if [[c for c, _ in part] for part in pa] != [[c for c, _ in part] for part in pb]:
         return None
     if t <= 0:
         return a
     if t >= 1:
         return b
-    out = []
-    for x, y in zip((s for s in sa if s is None or s.text), (s for s in sb if s is None or s.text)):
-        if x is None:
-            out.append(" BREAK ")
-            continue
-        w = (1 - t) * x.weight + t * y.weight
-        out.append(_escape(x.text) if w == 1 else f"({_escape(x.text)}:{w:.6g})")
-    return "".join(out)
+    rendered = []
+    for xa, xb in zip(pa, pb):
+        runs: list[list] = []  # [text, weight] runs of equal interpolated weight
+        for (c, wa), (_, wb) in zip(xa, xb):
+            w = (1 - t) * wa + t * wb
+            if runs and runs[-1][1] == w:
+                runs[-1][0] += c
+            else:
+                runs.append([c, w])
+        rendered.append("".join(_escape(x) if w == 1 else f"({_escape(x)}:{w:.6g})" for x, w in runs))
+    return " BREAK ".join(rendered)
+
+
+def _char_weights(tree: tuple) -> list[list[tuple[str, float]]]:
+    """Each BREAK part as (character, weight) pairs: two prompts share a weight path when the characters agree."""
+    parts: list[list[tuple[str, float]]] = [[]]
+    for segment in _flatten(tree, 1.0):
+        if segment is None:
+            parts.append([])
+        else:
+            parts[-1] += [(c, segment.weight) for c in segment.text]
+    return parts

@@ -16,12 +16,12 @@ from latentscape.workflows.common import (
     check_sampling,
     config_dict,
     decode_images,
-    encode,
     guidance,
     make_recipe,
     require,
     resolve_size,
 )
+from latentscape.workflows.prompt_editing import encode_edited
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,8 @@ def generate(model: Family, config: GenerateConfig, *, callback: StepCallback | 
 
     cfg_used, loop_scale, embedded = guidance(model, config.cfg, config.true_cfg)
     need_uncond = model.uses_cfg(loop_scale)
-    cond, uncond = encode(model, [config.prompt], [config.negative], need_uncond)
-    cond = cond.repeat(config.batch)
-    uncond = uncond.repeat(config.batch) if uncond is not None else None
+    cond, uncond, cond_schedule = encode_edited(  # A1111 prompt editing [from:to:when]: a cond per stage
+        model, config.prompt, config.negative, need_uncond, steps=config.steps, batch=config.batch)
 
     shape = model.latent_format.latent_shape(width, height)
     generators = seeded_generators(seeds)
@@ -88,7 +87,7 @@ def generate(model: Family, config: GenerateConfig, *, callback: StepCallback | 
             sampler=config.sampler, steps=config.steps, guidance_scale=loop_scale,
             guidance_rescale=config.guidance_rescale, embedded_guidance=embedded,
             init_latents=init_latents, strength=config.strength if init_latents is not None else 1.0,
-            generators=generators, callback=callback,
+            generators=generators, callback=callback, cond_schedule=cond_schedule,
         )
     images = decode_images(model, latents)
     params = config_dict(dataclasses.replace(config, seed=seed, cfg=cfg_used, width=width, height=height))
