@@ -25,6 +25,7 @@ WORKFLOWS: dict[str, tuple[str, str, str]] = {
     "explore": ("latentscape.workflows.explore", "ExploreConfig", "explore"),
     "map": ("latentscape.workflows.latent_map", "MapConfig", "latent_map"),
     "sweep": ("latentscape.workflows.sweep", "SweepConfig", "sweep"),
+    "plot": ("latentscape.workflows.plot", "PlotConfig", "plot"),
     "math": ("latentscape.workflows.latent_math", "MathConfig", "latent_math"),
 }
 
