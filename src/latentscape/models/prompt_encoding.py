@@ -58,17 +58,19 @@ class ClipEncoder:
 
     @torch.no_grad()
     def encode(self, chunks: Sequence[Chunk], device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(embeds (1, n·window, D), pooled (1, P) of the first chunk or None)."""
-        rows = [self.ids(c) for c in chunks]
-        ids = torch.tensor([r[0] for r in rows], device=device)
-        mask = torch.tensor([r[1] for r in rows], device=device)
+        """(embeds (1, n·window, D), pooled (1, P) of the first chunk or None). Each chunk is its own batch of
+        one, so a chunk encodes to the same bits as that text alone (CPU kernels differ across batch sizes)."""
         # as diffusers' encode_prompt calls it: SD passes the mask when the encoder asks for one, SDXL never
         use_mask = not self.penultimate and bool(getattr(self.text_encoder.config, "use_attention_mask", False))
-        out = self.text_encoder(ids, attention_mask=mask if use_mask else None, output_hidden_states=self.penultimate)
-        z = out.hidden_states[-2] if self.penultimate else out[0]  # (n, window, D)
-        pooled = out[0][:1] if out[0].ndim == 2 else None
-        z = torch.cat([emphasis(z[k:k + 1], c) for k, c in enumerate(chunks)], dim=1)
-        return z, pooled
+        embeds, pooled = [], None
+        for chunk in chunks:
+            ids, mask = (torch.tensor([row], device=device) for row in self.ids(chunk))
+            out = self.text_encoder(ids, attention_mask=mask if use_mask else None, output_hidden_states=self.penultimate)
+            z = out.hidden_states[-2] if self.penultimate else out[0]  # (1, window, D)
+            if pooled is None and out[0].ndim == 2:
+                pooled = out[0]
+            embeds.append(emphasis(z, chunk))
+        return torch.cat(embeds, dim=1), pooled
 
 
 def emphasis(z: torch.Tensor, chunk: Chunk) -> torch.Tensor:
