@@ -168,7 +168,7 @@ def test_mixed_image_and_prompt_path_renders_and_keeps_the_image_endpoint(sd, tw
 # --- bad input: one sentence, raised before anything renders -----------------------------------------------
 @pytest.mark.parametrize("config, needle", [
     (MorphConfig(keyframes=("a cat",)), "at least 2 keyframes"),
-    (MorphConfig(keyframes=("a", "b"), frames=1), "--frames got 1"),
+    (MorphConfig(keyframes=("a", "b"), frames=1), "frames got 1"),
     (MorphConfig(keyframes=("a", "b", "c"), frames=2), "3 keyframes needs"),
     (MorphConfig(keyframes=("a", "b"), pacing="fast"), "--pacing got 'fast'"),
     (MorphConfig(keyframes=("a", "image:/nonexistent/x.png")), "does not exist"),

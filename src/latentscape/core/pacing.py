@@ -64,6 +64,7 @@ def repace(
     closed: bool = False,
     easing: str = "linear",
     frames: int | None = None,
+    counts: Sequence[int] | None = None,
 ) -> list[float]:
     """New positions for ``frames`` frames (default: as many as were measured) with (as near as the
     measurements allow) equal distances between consecutive frames. The measured frames may be fewer or
@@ -72,7 +73,8 @@ def repace(
     ``positions`` must include every keyframe (u = 0, 1, ..., exactly) and be increasing; ``distances[i]``
     is the distance from frame i to frame i+1 (closed paths: the last one is from the last frame back to
     frame 0). ``easing`` warps each segment's arc length, so easing and pacing compose: ease in/out then
-    lingers near keyframes by an even perceptual amount.
+    lingers near keyframes by an even perceptual amount. ``counts``: the gaps of every segment, fixed (frame-pinned
+    keyframes); default: shared by segment length (:func:`allocate`).
     """
     segments = segment_count(n_keyframes, closed)
     measured = len(positions)
@@ -90,9 +92,12 @@ def repace(
             raise ValueError(f"keyframe {k} (u = {k}) is not among the positions")
         nodes.append(int(hit[0]))
     lengths = [arc[nodes[k + 1]] - arc[nodes[k]] for k in range(segments)]
+    if counts is not None and (len(counts) != segments or sum(counts) != gaps or min(counts) < 1):
+        raise ValueError(f"counts {list(counts)} must give each of {segments} segments at least one of {gaps} gaps")
     if arc[-1] <= 0:  # nothing changes along the path: keep the even spacing
-        return uniform_positions(n_keyframes, frames, closed, easing)
-    counts = allocate(lengths, gaps)
+        starts = None if counts is None else [int(c) for c in np.cumsum([0, *counts[:-1]])]
+        return uniform_positions(n_keyframes, frames, closed, easing, keyframe_at=starts)
+    counts = allocate(lengths, gaps) if counts is None else list(counts)
     out: list[float] = []
     for k, m in enumerate(counts):
         lo, hi = nodes[k], nodes[k + 1]

@@ -9,7 +9,7 @@ Keyframe k sits at exactly ``u = k``; a frame at ``u`` lies in segment ⌊u⌋ a
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 EASINGS: dict[str, Callable[[float], float]] = {
     "linear": lambda t: t,
@@ -49,12 +49,16 @@ def keyframe_frames(n_keyframes: int, frames: int, closed: bool) -> list[int]:
     return [math.floor(k * gaps / segments + 0.5) for k in range(n_keyframes)]
 
 
-def uniform_positions(n_keyframes: int, frames: int, closed: bool = False, easing: str = "linear") -> list[float]:
+def uniform_positions(n_keyframes: int, frames: int, closed: bool = False, easing: str = "linear",
+                      keyframe_at: Sequence[int] | None = None) -> list[float]:
     """Frame positions ``u`` with every keyframe on a frame and each segment's frames evenly spaced in t
     (then warped by ``easing``). Open paths end on the last keyframe; closed paths stop one gap before
-    returning to the first, so playing the frames on repeat never shows keyframe 0 twice."""
+    returning to the first, so playing the frames on repeat never shows keyframe 0 twice.
+
+    ``keyframe_at``: the frame of every keyframe (pinned keyframes: 0 first, increasing; an open path's last
+    one is frame ``frames - 1``); default :func:`keyframe_frames`, evenly shared segments."""
     segments, gaps = segment_count(n_keyframes, closed), interval_count(frames, closed)
-    starts = keyframe_frames(n_keyframes, frames, closed) + [gaps]
+    starts = (list(keyframe_at) if keyframe_at is not None else keyframe_frames(n_keyframes, frames, closed)) + [gaps]
     positions: list[float] = []
     for k in range(segments):
         m = starts[k + 1] - starts[k]

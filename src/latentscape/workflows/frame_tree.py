@@ -246,14 +246,15 @@ class FrameTree:
                 return "cut"
             self.render([self.insertion((nodes[i].u + nodes[i + 1].u) / 2, nodes[i], nodes[i + 1]) for i in worst])
 
-    def deliver(self, frames: int, easing: str = "linear") -> tuple[list[float], list[Image.Image]]:
-        """``frames`` frames evenly spaced in perceptual distance along the tree's nodes: keyframes and frames
-        within ``SNAP`` of a step from a node are those nodes; the others are rendered as leaf branches."""
+    def deliver(self, frames: int, easing: str = "linear", counts: Sequence[int] | None = None) -> tuple[list[float], list[Image.Image]]:
+        """``frames`` frames evenly spaced in perceptual distance along the tree's nodes (``counts``: fixed gaps
+        per segment, for frame-pinned keyframes): keyframes and frames within ``SNAP`` of a step from a node
+        are those nodes; the others are rendered as leaf branches."""
         nodes = self.path_nodes()
         us = [n.u for n in nodes]
         gaps = self.distances(list(zip(nodes, nodes[1:])))
         measured = us[:-1] if self.closed else us
-        positions = repace(measured, gaps, self.n_keyframes, self.closed, easing, frames=frames)
+        positions = repace(measured, gaps, self.n_keyframes, self.closed, easing, frames=frames, counts=counts)
         arc = np.concatenate([[0.0], np.cumsum(gaps)])
         at = np.interp(positions, us, arc)
         targets_arc = list(at) + ([arc[-1]] if self.closed else [])
@@ -278,14 +279,15 @@ class FrameTree:
 
 
 def adaptive_frames(tree: FrameTree, frames: int, max_step: float, easing: str = "linear",
-                    max_nodes: int | None = None) -> tuple[list[float], list[Image.Image], str]:
+                    max_nodes: int | None = None, counts: Sequence[int] | None = None) -> tuple[list[float], list[Image.Image], str]:
     """Grow ``tree`` until its steps are even within ``max_step`` (or a budget), then deliver ``frames``
-    frames evenly spaced in perceptual distance. Returns positions, images and why growth stopped."""
+    frames evenly spaced in perceptual distance (within each segment's ``counts`` gaps when keyframes are
+    pinned to frames). Returns positions, images and why growth stopped."""
     tree.planned = max_nodes if max_nodes is not None else frames
     tree.seed()
     min_width = 1.0 / (4 * max(frames - 1, 1))  # a quarter of a uniform frame step
     stop = tree.grow(max_step, max_nodes if max_nodes is not None else frames, min_width, min_nodes=frames // 2)
-    positions, images = tree.deliver(frames, easing)
+    positions, images = tree.deliver(frames, easing, counts)
     return positions, images, stop
 
 

@@ -7,7 +7,10 @@ Command-line syntax (one argument each):
 - ``image:path.png`` or a path (see :func:`looks_like_path`): an image (VAE-encoded); a path that does not
   exist is an error, never a prompt
 - ``prompt:TEXT``                     a prompt, whatever it looks like
-- a JSON file (``--keyframes path.json``): a list of objects with ``prompt``, ``seed``, ``image``, ``cfg``
+- a JSON file (``--keyframes path.json``, :func:`load_keyframe_document`): a list of keyframes (objects with
+  ``prompt``, ``seed``, ``image``, ``cfg`` and an optional ``frame`` pin, or strings), or Deforum's frame map
+  ``{"0": "...", "48": {...}}`` pinning each keyframe to its frame; either alone or as ``"keyframes"`` of an
+  object that may also hold ``"schedules"`` (value schedules over frames) and ``"seed_behavior"``
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Keyframe:
     seed: int | None = None
     image: str | None = None
     cfg: float | None = None  # optional per-keyframe CFG (interpolated along a path)
+    frame: int | None = None  # morph: the frame this keyframe is pinned to (None: placed by the path's timing)
 
     @property
     def kind(self) -> str:
@@ -113,14 +117,16 @@ def looks_like_path(text: str) -> bool:
     return str(parent) not in ("", ".") and parent.is_dir()
 
 
-def keyframe_from_dict(item: Any, where: str) -> Keyframe:
+def keyframe_from_dict(item: Any, where: str, *, pinned: bool = False) -> Keyframe:
+    """A keyframe from a JSON string or object; ``pinned`` (morph paths) also accepts a ``frame`` pin."""
     if isinstance(item, str):
         return parse_keyframe(item)
     if not isinstance(item, dict):
         raise LatentscapeError(f"{where} is a {type(item).__name__}; expected an object with prompt/seed/image/cfg or a string.")
-    unknown = sorted(set(item) - {"prompt", "seed", "image", "cfg"})
+    accepted = ("prompt", "seed", "image", "cfg") + (("frame",) if pinned else ())
+    unknown = sorted(set(item) - set(accepted))
     if unknown:
-        raise LatentscapeError(f"{where} has unknown keys {', '.join(unknown)}; accepted: prompt, seed, image, cfg.")
+        raise LatentscapeError(f"{where} has unknown keys {', '.join(unknown)}; accepted: {', '.join(accepted)}.")
     if not any(item.get(k) is not None for k in ("prompt", "seed", "image")):
         raise LatentscapeError(f"{where} names no prompt, seed or image.")
     try:
@@ -134,26 +140,109 @@ def keyframe_from_dict(item: Any, where: str) -> Keyframe:
         raise LatentscapeError(f"{where} has a seed or cfg that is not a number.") from None
     if keyframe.seed is not None:
         check_seed(keyframe.seed, where)
+    if item.get("frame") is not None:
+        keyframe = replace(keyframe, frame=check_frame(item["frame"], where))
     return keyframe
 
 
+def check_frame(value: Any, where: str) -> int:
+    """A frame pin: a whole number from 0 (JSON ``4.0`` is 4); else a one-sentence error."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and re.fullmatch(r"\d+", value.strip()):
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise LatentscapeError(f"{where} has frame {json.dumps(value) if isinstance(value, (str, bool, float)) or value is None else value}; "
+                               "frames are whole numbers from 0.")
+    return value
+
+
+@dataclass(frozen=True)
+class KeyframeDocument:
+    """A keyframe file: the keyframes (with any frame pins), value schedules as given, the seed behaviour."""
+
+    keyframes: list[Keyframe]
+    schedules: dict[str, Any]
+    seed_behavior: str | None = None
+
+
 def load_keyframe_file(path: str | os.PathLike) -> list[Keyframe]:
-    """A JSON list of keyframes (objects or strings), or ``{"keyframes": [...]}``."""
+    """The keyframes of a keyframe file (see :func:`load_keyframe_document`)."""
+    return load_keyframe_document(path).keyframes
+
+
+DOCUMENT_KEYS = ("keyframes", "schedules", "seed_behavior")
+
+
+def load_keyframe_document(path: str | os.PathLike) -> KeyframeDocument:
+    """A JSON list of keyframes (objects or strings, each may carry a ``frame`` pin), a frame map
+    ``{"0": KEYFRAME, "48": KEYFRAME}`` (Deforum's prompts: every keyframe pinned to its frame), or an object
+    ``{"keyframes": LIST-OR-MAP, "schedules": {...}, "seed_behavior": "..."}``. Duplicate, decreasing or
+    non-integer frame keys are refused; image paths are relative to the file."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), object_pairs_hook=_no_duplicate_keys)
     except OSError:
         raise LatentscapeError(f"keyframe file '{path}' cannot be read.") from None
-    except ValueError as exc:
+    except _DuplicateKey as exc:
+        raise LatentscapeError(f"keyframe file '{path}' gives the key \"{exc.args[0]}\" twice in one object; each frame (and key) may appear once.") from None
+    except (ValueError, RecursionError) as exc:
         raise LatentscapeError(f"keyframe file '{path}' is not valid JSON ({exc}).") from None
+    schedules, behavior = {}, None
+    if isinstance(data, dict) and "keyframes" in data:
+        unknown = sorted(set(data) - set(DOCUMENT_KEYS))
+        if unknown:
+            raise LatentscapeError(f"keyframe file '{path}' has unknown keys {', '.join(unknown)}; accepted: {', '.join(DOCUMENT_KEYS)}.")
+        schedules = data.get("schedules") or {}
+        if not isinstance(schedules, dict):
+            raise LatentscapeError(f"keyframe file '{path}': schedules is a {type(schedules).__name__}; expected an object of name: schedule.")
+        behavior = data.get("seed_behavior")
+        if behavior is not None and not isinstance(behavior, str):
+            raise LatentscapeError(f"keyframe file '{path}': seed_behavior is a {type(behavior).__name__}; expected a name.")
+        data = data["keyframes"]
     if isinstance(data, dict):
-        data = data.get("keyframes")
-    if not isinstance(data, list):
-        raise LatentscapeError(f"keyframe file '{path}' must hold a JSON list of keyframes (or {{\"keyframes\": [...]}}).")
+        keyframes = _frame_map(data, path)
+    elif isinstance(data, list):
+        keyframes = [keyframe_from_dict(item, f"keyframe {i + 1} in '{path}'", pinned=True) for i, item in enumerate(data)]
+    else:
+        raise LatentscapeError(f"keyframe file '{path}' must hold a JSON list of keyframes, a {{\"FRAME\": keyframe}} map "
+                               "or {\"keyframes\": ...}.")
     base = path.parent
-    frames = [keyframe_from_dict(item, f"keyframe {i + 1} in '{path}'") for i, item in enumerate(data)]
-    # image paths in the file are relative to the file
-    return [replace(k, image=str(base / k.image)) if k.image and not Path(k.image).is_absolute() else k for k in frames]
+    keyframes = [replace(k, image=str(base / k.image)) if k.image and not Path(k.image).is_absolute() else k for k in keyframes]
+    return KeyframeDocument(keyframes, dict(schedules), behavior)
+
+
+def _frame_map(data: dict[str, Any], path: Path) -> list[Keyframe]:
+    """``{"0": KEYFRAME, "48": KEYFRAME}`` -> keyframes pinned to those frames, in the file's order."""
+    out: list[Keyframe] = []
+    for key, item in data.items():
+        where = f"keyframe \"{key}\" in '{path}'"
+        if not re.fullmatch(r"\s*\d+\s*", key):
+            raise LatentscapeError(f"keyframe file '{path}' has the key \"{key[:40]}\"; a frame map's keys are whole frame numbers "
+                                   "from 0 (or write {\"keyframes\": ..., \"schedules\": ...}).")
+        frame = int(key)
+        keyframe = keyframe_from_dict(item, where, pinned=True)
+        if keyframe.frame is not None and keyframe.frame != frame:
+            raise LatentscapeError(f"{where} also says frame {keyframe.frame}; give the frame once.")
+        if out and frame == out[-1].frame:
+            raise LatentscapeError(f"keyframe file '{path}' gives frame {frame} twice; each frame holds one keyframe.")
+        if out and frame < out[-1].frame:  # type: ignore[operator]
+            raise LatentscapeError(f"keyframe file '{path}' lists frame {frame} after frame {out[-1].frame}; list the frames in increasing order.")
+        out.append(replace(keyframe, frame=frame))
+    return out
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def resolve(keyframes: Sequence[Keyframe], default_prompt: str | None, default_seed: int) -> list[Keyframe]:

@@ -9,6 +9,10 @@ keyframes start from their VAE posterior mean, prompt/seed keyframes from the la
 standalone txt2img render, and every frame from the interpolation of its two keyframes' latents plus its
 interpolated noise. Frames on image keyframes equal ``generate(init_image=..., strength=...)``; frames on
 prompt keyframes of such a mixed path are img2img re-renders of their txt2img image (close, not equal).
+
+Keyframes may be pinned to frames and cfg / strength / guidance rescale / seed scheduled over frames
+(:mod:`latentscape.workflows.morph_schedule`); every pinned frame is exact, and pacing moves frames only
+within their segment.
 """
 
 from __future__ import annotations
@@ -24,14 +28,15 @@ from PIL import Image
 from latentscape.core.interpolate import INTERPOLATORS
 from latentscape.core.noise import resolve_seed
 from latentscape.core.pacing import Smoothness, repace, smoothness
-from latentscape.core.paths import EASINGS, uniform_positions
+from latentscape.core.paths import EASINGS, locate, uniform_positions
+from latentscape.core.value_schedule import ValueSchedule
 from latentscape.errors import LatentscapeError
 from latentscape.io.recipe import Recipe, file_sha256
 from latentscape.io.video import check_video_path, pingpong, write_video
 from latentscape.models.family import Family
 from latentscape.sampling import StepCallback
 from latentscape.workflows.common import (
-    MAX_BATCH, check_sampling, config_dict, guidance, make_recipe, require, resolve_size,
+    MAX_BATCH, check_sampling, config_dict, encode, guidance, make_recipe, require, resolve_size,
 )
 from latentscape.workflows.inputs import anchor_inputs
 from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe, resolve
@@ -40,6 +45,10 @@ from latentscape.workflows.morph_manifest import FrameStore, manifest_path, read
 from latentscape.workflows.morph_pacing import consecutive_distances, resolve_distance
 from latentscape.workflows.frame_tree import CountingCallback, FrameTree, adaptive_frames, full_render_evaluations
 from latentscape.workflows.morph_pacing import smoothness_report
+from latentscape.workflows.morph_schedule import (
+    FrameValues, Timing, apply_seed_behavior, canonical, check_schedule_use, parse_schedules, timing,
+)
+from latentscape.workflows.morph_schedule import infotext_extra as schedule_infotext
 from latentscape.core.smoothness import SmoothnessReport
 from latentscape.workflows.morph_render import (
     Anchors, FrameRenderer, Progress, RenderSettings, build_anchors, encode_images, render_latents,
@@ -55,6 +64,8 @@ class MorphConfig:
     """One morph. ``keyframes``: :class:`Keyframe` objects or their command-line strings (see
     :mod:`latentscape.workflows.keyframes`); a missing seed is ``seed``, a missing prompt the nearest one.
 
+    ``frames``: the frame count (keyframes pinned with ``frame``: must agree with the last pin of an open path;
+    see :mod:`latentscape.workflows.morph_schedule` for pins, ``schedules`` and ``seed_behavior``).
     ``closed`` walks back to the first keyframe (a seamless loop); ``ease`` warps time in every segment;
     ``pacing`` "perceptual" renders the path once, measures consecutive frame distances (``distance``) and
     re-places the frames so those steps are even (if that came out less even, as a too-coarse probe can make
@@ -63,7 +74,7 @@ class MorphConfig:
     """
 
     keyframes: tuple[Keyframe | str, ...]
-    frames: int = 24
+    frames: int | None = None  # None: the last pinned keyframe's frame + 1, else 24
     negative: str = ""
     seed: int = -1
     steps: int = 25
@@ -86,6 +97,8 @@ class MorphConfig:
     batch_size: int = 8
     fps: float = 12.0
     pingpong: bool = False
+    schedules: dict[str, Any] = field(default_factory=dict)  # name -> Deforum "0:(7), 24:(12)", a mapping or a number
+    seed_behavior: str = "fixed"  # for keyframes without a seed: fixed, iter, random, schedule
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "MorphConfig":
@@ -93,7 +106,7 @@ class MorphConfig:
         unknown = sorted(set(params) - set(cls.__dataclass_fields__))
         if unknown:
             raise LatentscapeError(f"the recipe has parameters this latentscape does not know ({', '.join(unknown)}); it was made by a newer version.")
-        keyframes = tuple(keyframe_from_dict(k, f"recipe keyframe {i + 1}") for i, k in enumerate(params.get("keyframes", [])))
+        keyframes = tuple(keyframe_from_dict(k, f"recipe keyframe {i + 1}", pinned=True) for i, k in enumerate(params.get("keyframes", [])))
         return cls(**{**params, "keyframes": keyframes})
 
 
@@ -108,6 +121,7 @@ class MorphOutput:
     smoothness: dict[str, Smoothness] = field(default_factory=dict)  # "before" (uniform) and "after"
     keyframe_frames: list[int] = field(default_factory=list)
     report: SmoothnessReport | None = None  # both distances, frames and model evaluations
+    frame_values: list[dict[str, float]] = field(default_factory=list)  # per frame: its frame number and scheduled values
 
     @property
     def recipes(self) -> list[Recipe]:
@@ -125,6 +139,8 @@ class _Plan:
     distance: str
     params: dict[str, Any]
     inputs: dict[str, Any]
+    timing: Timing
+    schedules: dict[str, ValueSchedule]
 
 
 def parse_keyframes(items: Sequence[Keyframe | str | dict]) -> list[Keyframe]:
@@ -132,16 +148,29 @@ def parse_keyframes(items: Sequence[Keyframe | str | dict]) -> list[Keyframe]:
             for i, k in enumerate(items)]
 
 
+def check_timing(config: MorphConfig, keyframes: Sequence[Keyframe]) -> tuple[Timing, dict[str, ValueSchedule]]:
+    """Pins, frame count and schedules (no model needed): the path's timing and the parsed schedules."""
+    k = len(keyframes)
+    shape = "closed loop" if config.closed else "path"
+    least = max(2, k)
+    frames = config.frames
+    require(frames is None or (isinstance(frames, int) and not isinstance(frames, bool) and least <= frames <= MAX_FRAMES),
+            f"frames got {frames}; a {shape} through {k} keyframes needs a whole number of frames from {least} to {MAX_FRAMES}.")
+    timing_ = timing(keyframes, frames, config.closed)
+    require(least <= timing_.frames <= MAX_FRAMES,
+            f"frames got {timing_.frames} (from the last pinned keyframe); a {shape} through {k} keyframes needs from {least} to {MAX_FRAMES}.")
+    schedules = parse_schedules(config.schedules, timing_.frames)
+    check_schedule_use(schedules, keyframes, timing_, config.seed_behavior, pacing=config.pacing,
+                       img2img=any(kf.image is not None for kf in keyframes))
+    return timing_, schedules
+
+
 def check_config(config: MorphConfig) -> list[Keyframe]:
     """Everything that can be checked without a model (run it before loading one); returns the keyframes."""
     keyframes = parse_keyframes(config.keyframes)
     require(len(keyframes) >= 2, f"a morph needs at least 2 keyframes, got {len(keyframes)}; pass two or more prompts, seed:N, PROMPT@SEED or image files.")
     check_keyframe_cfgs(keyframes)
-    k = len(keyframes)
-    shape = "closed loop" if config.closed else "path"
-    least = max(2, k)
-    require(isinstance(config.frames, int) and least <= config.frames <= MAX_FRAMES,
-            f"--frames got {config.frames}; a {shape} through {k} keyframes needs a whole number of frames from {least} to {MAX_FRAMES}.")
+    check_timing(config, keyframes)
     require(isinstance(config.batch_size, int) and 1 <= config.batch_size <= MAX_BATCH, f"--batch-size got {config.batch_size}; expected a whole number from 1 to {MAX_BATCH}.")
     require(config.pacing in PACINGS, f"--pacing got '{config.pacing}'; accepted: {', '.join(PACINGS)}.")
     require(config.ease in EASINGS, f"--ease got '{config.ease}'; accepted: {', '.join(EASINGS)}.")
@@ -163,8 +192,10 @@ def check_config(config: MorphConfig) -> list[Keyframe]:
 def _plan(model: Family, config: MorphConfig) -> _Plan:
     """Validate everything, resolve seeds, sizes and images: nothing is rendered yet."""
     keyframes = check_config(config)
+    timing_, schedules = check_timing(config, keyframes)
     check_sampling(model, steps=config.steps, sampler=config.sampler, cfg=config.cfg)
     seed = resolve_seed(config.seed)
+    keyframes = apply_seed_behavior(keyframes, config.seed_behavior, seed, schedules, timing_)
     # a keyframe's seed -1 draws its own seed (recorded, so the recipe replays it), as in blend and map
     keyframes = [dataclasses.replace(k, seed=resolve_seed(k.seed)) if k.seed is not None else k for k in keyframes]
     keyframes = resolve(keyframes, None, seed)
@@ -173,20 +204,28 @@ def _plan(model: Family, config: MorphConfig) -> _Plan:
     images, image_size = load_keyframe_images(keyframes, config.width, config.height, config.resize, model.latent_format.size_multiple)
     size = image_size or size
     cfgs = [guidance(model, kf.cfg if kf.cfg is not None else config.cfg, config.true_cfg)[0] for kf in keyframes]
+    if "cfg" in schedules:  # each keyframe's CFG is the schedule's at its frame
+        cfgs = [schedules["cfg"].at(f) for f in timing_.keyframe_at]
     cfg_used = guidance(model, config.cfg, config.true_cfg)[0]
     distance = resolve_distance(config.distance)
     params = config_dict(dataclasses.replace(
-        config, keyframes=tuple(keyframes), seed=seed, cfg=cfg_used, width=size[0], height=size[1], distance=distance))
+        config, keyframes=tuple(keyframes), seed=seed, cfg=cfg_used, width=size[0], height=size[1], distance=distance,
+        frames=timing_.frames, schedules=canonical(schedules)))
+    if not schedules:  # plain morphs keep the recipe they always had
+        del params["schedules"]
+    if config.seed_behavior == "fixed":
+        del params["seed_behavior"]
     inputs = {}
     if images:
         inputs["keyframe images"] = [{"path": str(keyframes[i].image), "sha256": file_sha256(keyframes[i].image)} for i in sorted(images)]
-    return _Plan(keyframes, seed, size[0], size[1], images, cfgs, distance, params, inputs)
+    return _Plan(keyframes, seed, size[0], size[1], images, cfgs, distance, params, inputs, timing_, schedules)
 
 
 def _recipe(model: Family, plan: _Plan, config: MorphConfig) -> Recipe:
-    extra = {"Morph": " -> ".join(k.label() for k in plan.keyframes), "Frames": config.frames, "Pacing": config.pacing}
+    extra = {"Morph": " -> ".join(k.label() for k in plan.keyframes), "Frames": plan.timing.frames, "Pacing": config.pacing}
     if plan.images:
         extra["Denoising strength"] = config.strength
+    extra.update(schedule_infotext(plan.schedules, plan.timing, config.seed_behavior))
     return make_recipe("morph", model, plan.params, plan.seed, inputs=plan.inputs, infotext_extra=extra)
 
 
@@ -204,10 +243,16 @@ def morph(
     recipe = _recipe(model, plan, config)
     k = len(plan.keyframes)
     shape = model.latent_format.latent_shape(plan.width, plan.height)
+    timing_, frames_n = plan.timing, plan.timing.frames
+    values = FrameValues(plan.schedules, timing_, config.cfg_dip)
     settings = RenderSettings(config.sampler, config.steps, config.true_cfg, config.guidance_rescale, config.cfg_dip,
-                              config.strength, config.interpolation, config.cond_interpolation)
+                              config.strength, config.interpolation, config.cond_interpolation,
+                              scheduled=values if values else None)
     anchors = build_anchors(model, [kf.prompt or "" for kf in plan.keyframes], [kf.seed for kf in plan.keyframes],
                             plan.cfgs, config.negative, shape, config.true_cfg)
+    if anchors.uncond is None and values.uses_cfg_anywhere():  # CFG > 1 between keyframes of CFG <= 1
+        anchors.uncond = encode(model, [plan.keyframes[0].prompt or ""], [config.negative], True)[1]
+    counts = timing_.counts if timing_.pinned else None
     img2img = bool(plan.images)
     if img2img:
         anchors.latents = _start_latents(model, anchors, plan, settings, callback)
@@ -217,20 +262,20 @@ def morph(
 
     stats: dict[str, Smoothness] = {}
     if config.pacing == "perceptual":
-        probe_positions = uniform_positions(k, config.frames, config.closed)
+        probe_positions = uniform_positions(k, frames_n, config.closed, keyframe_at=timing_.keyframe_at)
         probe = renderer.stage("probe", probe_positions)
         before = consecutive_distances(probe, plan.distance, config.closed)
         stats["before"] = smoothness(before)
-        positions = repace(probe_positions, before, k, config.closed, config.ease)
+        positions = repace(probe_positions, before, k, config.closed, config.ease, counts=counts)
         if store is not None:
             store.data["pacing"] = {"distance": plan.distance, "probe_distances": before}
     elif config.pacing == "adaptive":  # a frame tree; its frames go through the renderer to the store
         tree = FrameTree(model, anchors, settings, plan.distance, img2img=img2img, closed=config.closed,
                          batch_size=config.batch_size, callback=callback, progress=progress)
-        positions, tree_frames, _ = adaptive_frames(tree, config.frames, config.max_step, config.ease)
+        positions, tree_frames, _ = adaptive_frames(tree, frames_n, config.max_step, config.ease, counts=counts)
         renderer.rendered.update(zip(positions, tree_frames))
     else:
-        positions = uniform_positions(k, config.frames, config.closed, config.ease)
+        positions = uniform_positions(k, frames_n, config.closed, config.ease, keyframe_at=timing_.keyframe_at)
     frames = renderer.stage("final", positions)
     after = consecutive_distances(frames, plan.distance, config.closed)
     stats["after"] = smoothness(after)
@@ -245,8 +290,19 @@ def morph(
                                 **{f"smoothness_{k}": s.to_dict() for k, s in stats.items()}, "report": report.to_dict()}
         store.save()
     on_keyframes = [positions.index(float(i)) for i in range(k)]
+    assert not timing_.pinned or on_keyframes == list(timing_.keyframe_at), "pacing moved a pinned keyframe"
+    frame_values = [per_frame(values, timing_, u, k, config.closed) for u in positions]
+    if store is not None and (values or timing_.pinned):
+        store.data["schedule"] = {"keyframe_frames": list(timing_.keyframe_at), "frames": frame_values}
+        store.save()
     return MorphOutput(images=frames, positions=positions, recipe=recipe, distance=plan.distance, smoothness=stats,
-                       keyframe_frames=on_keyframes, report=report)
+                       keyframe_frames=on_keyframes, report=report, frame_values=frame_values)
+
+
+def per_frame(values: FrameValues, timing_: Timing, u: float, n_keyframes: int, closed: bool) -> dict[str, float]:
+    """What a frame at ``u`` was rendered with: its frame number on the path's timing and its scheduled values."""
+    point = locate(u, n_keyframes, closed)
+    return {"frame": timing_.frame_at(u), **(values(point) if values else {})}
 
 
 def _start_latents(model, anchors: Anchors, plan: _Plan, settings: RenderSettings, callback) -> torch.Tensor:
@@ -330,7 +386,8 @@ def _previous_keyframe_seeds(config: MorphConfig, previous: Recipe) -> MorphConf
     if not isinstance(before, list) or len(before) != len(keyframes):
         return config
     drawn = [b.get("seed") if isinstance(b, dict) else None for b in before]
-    keyframes = [dataclasses.replace(k, seed=d) if k.seed == -1 and isinstance(d, int) else k for k, d in zip(keyframes, drawn)]
+    drawn_here = (-1, None) if config.seed_behavior == "random" else (-1,)  # random: seedless keyframes drew theirs
+    keyframes = [dataclasses.replace(k, seed=d) if k.seed in drawn_here and isinstance(d, int) else k for k, d in zip(keyframes, drawn)]
     return dataclasses.replace(config, keyframes=tuple(keyframes))
 
 

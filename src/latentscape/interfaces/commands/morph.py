@@ -6,12 +6,16 @@ import argparse
 import sys
 
 from latentscape.interfaces.common import (
-    Progress, add_model_args, add_overwrite_arg, add_sampling_args, check_output_suffix, check_writable, emit, load_model,
+    Progress, add_model_args, add_overwrite_arg, add_sampling_args, check_output_suffix, check_writable, emit, json_output, json_result, load_model,
     size_args,
 )
 
 KEYFRAME_HELP = ('a prompt, seed:N, "PROMPT@SEED", image:PATH or an image file; missing seeds use --seed, '
                  "missing prompts the nearest prompt")
+
+
+SCHEDULE_FLAGS = {"cfg": "CFG", "strength": "img2img strength (image keyframes)",
+                  "guidance_rescale": "guidance rescale", "seed": "keyframe seeds (with --seed-behavior schedule)"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,9 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("keyframes", nargs="*", metavar="KEYFRAME", help=KEYFRAME_HELP)
     p.add_argument("--keyframes", dest="keyframe_file", default=None, metavar="FILE.json",
-                   help='JSON list of keyframes ({"prompt", "seed", "image", "cfg"} objects or strings), after any given inline')
+                   help='JSON list of keyframes ({"prompt", "seed", "image", "cfg", "frame"} objects or strings), or a frame map '
+                        '{"0": KEYFRAME, "48": KEYFRAME} pinning keyframes to frames, or {"keyframes": ..., "schedules": {...}, '
+                        '"seed_behavior": ...}; after any given inline')
     p.add_argument("-o", "--output", required=True, help="video to write: .mp4 (H.264), .gif or .webp")
-    p.add_argument("--frames", "-f", type=int, default=24, help="frames in the path, keyframes included (default 24)")
+    p.add_argument("--frames", "-f", type=int, default=None,
+                   help="frames in the path, keyframes included (default: the last pinned keyframe's frame + 1, else 24)")
     p.add_argument("--batch-size", type=int, default=8, help="frames denoised together in one forward (default 8, as the other verbs)")
     g = p.add_argument_group("path")
     g.add_argument("--loop", action="store_true", help="close the path: walk back to the first keyframe (seamless loop)")
@@ -40,6 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--cfg-dip", type=float, default=0.0, help="lower CFG towards 1 mid-transition by this fraction (0 = off)")
     g.add_argument("--interpolation", default="slerp", choices=["slerp", "lerp", "nlerp"], help="for the noise (default slerp)")
     g.add_argument("--cond-interpolation", default="lerp", choices=["slerp", "lerp", "nlerp"], help="for the prompt conditioning (default lerp)")
+    g = p.add_argument_group("value schedules (Deforum FRAME:(VALUE) points, linear between them)")
+    for name, what in SCHEDULE_FLAGS.items():
+        g.add_argument(f"--{name.replace('_', '-')}-schedule", dest=f"{name}_schedule", default=None, metavar="SCHEDULE",
+                       help=f'{what} over frames, e.g. "0:(7), 24:(12), 48:(7)" (overrides --{name.replace("_", "-")})')
+    g.add_argument("--seed-behavior", default=None, choices=["fixed", "iter", "random", "schedule"],
+                   help="seeds of keyframes that name none: fixed (--seed, the default), iter (--seed + keyframe index), "
+                        "random (each its own, recorded), schedule (--seed-schedule at the keyframe's frame)")
     g = p.add_argument_group("image keyframes")
     g.add_argument("--strength", type=float, default=0.75, help="with image keyframes the whole path is img2img at this strength")
     g.add_argument("--resize", default="none", choices=["none", "stretch", "crop"], help="bring images of other sizes to one size")
@@ -83,10 +97,21 @@ class FrameProgress:
 
 
 def config_from_args(args: argparse.Namespace):
-    from latentscape.workflows.keyframes import load_keyframe_file
+    from latentscape.workflows.keyframes import KeyframeDocument, load_keyframe_document
     from latentscape.workflows.morph import MorphConfig
 
-    keyframes = list(args.keyframes) + (load_keyframe_file(args.keyframe_file) if args.keyframe_file else [])
+    document = load_keyframe_document(args.keyframe_file) if args.keyframe_file else KeyframeDocument([], {}, None)
+    keyframes = list(args.keyframes) + document.keyframes
+    schedules = dict(document.schedules)
+    for name in SCHEDULE_FLAGS:
+        flag = getattr(args, f"{name}_schedule", None)
+        if flag is not None:
+            if name in schedules:
+                raise_error(f"--{name.replace('_', '-')}-schedule and the keyframe file's schedules.{name} both schedule {name}; use one of them.")
+            schedules[name] = flag
+    if args.seed_behavior is not None and document.seed_behavior not in (None, args.seed_behavior):
+        raise_error(f"--seed-behavior {args.seed_behavior} and the keyframe file's seed_behavior {document.seed_behavior} disagree; use one of them.")
+    seed_behavior = args.seed_behavior or document.seed_behavior or ("schedule" if "seed" in schedules else "fixed")
     width, height = size_args(args)
     return MorphConfig(
         keyframes=tuple(keyframes), frames=args.frames, negative=args.negative, seed=args.seed, steps=args.steps,
@@ -94,6 +119,7 @@ def config_from_args(args: argparse.Namespace):
         cfg_dip=args.cfg_dip, width=width, height=height, strength=args.strength, resize=args.resize, closed=args.loop,
         ease=args.ease, pacing=args.pacing, distance=args.distance, max_step=args.max_step, interpolation=args.interpolation,
         cond_interpolation=args.cond_interpolation, batch_size=args.batch_size, fps=args.fps, pingpong=args.pingpong,
+        schedules=schedules, seed_behavior=seed_behavior,
     )  # fmt: skip
 
 
@@ -114,7 +140,8 @@ def check_files(args: argparse.Namespace, config) -> None:
 
     inputs = [k.image for k in _keyframes(config) if k.image is not None]
     width, height = (config.width or 512), (config.height or 512)  # the model's size is not known yet: a high guess
-    frames = config.frames if isinstance(config.frames, int) and config.frames > 0 else 1
+    pins = [k.frame for k in _keyframes(config) if k.frame is not None]
+    frames = config.frames if isinstance(config.frames, int) and config.frames > 0 else max(pins) + 1 if pins else 24
     need = int(frames * width * height * FRAME_BYTES * (2 if config.pacing != "uniform" else 1))
     check_writable([args.output], overwrite=args.overwrite, inputs=inputs, need_bytes=need)
     check_writable([args.contact_sheet], overwrite=args.overwrite, inputs=inputs, flag="--contact-sheet")
@@ -187,10 +214,12 @@ def report(args: argparse.Namespace, model, out, manifest: str) -> None:
     lines.append(f"wrote {args.output} ({shown} frames, seed {out.recipe.seed}); recipe and frame state in {manifest}")
     if args.contact_sheet:
         lines.append(f"wrote {args.contact_sheet}")
-    emit(args, {"workflow": "morph", "model": model.model_id, "family": model.name, "seed": out.recipe.seed,
-                "output": args.output, "manifest": manifest, "contact_sheet": args.contact_sheet, "frames": frames,
-                "positions": out.positions, "keyframe_frames": out.keyframe_frames, "distance": out.distance,
-                "smoothness": stats, "report": out.report.to_dict() if out.report is not None else None}, "\n".join(lines))
+    written = [json_output(args.output, "video", out.recipe), json_output(manifest, "manifest", out.recipe)]
+    written += [json_output(args.contact_sheet, "sheet", out.recipe)] if args.contact_sheet else []
+    emit(args, json_result(args, getattr(args, "command", "morph"), written, model, workflow="morph", seed=out.recipe.seed,
+                           output=args.output, manifest=manifest, contact_sheet=args.contact_sheet, frames=frames,
+                           positions=out.positions, keyframe_frames=out.keyframe_frames, distance=out.distance,
+                           smoothness=stats, report=out.report.to_dict() if out.report is not None else None), "\n".join(lines))
 
 
 def run_replay_morph(args: argparse.Namespace, recipe) -> int:
