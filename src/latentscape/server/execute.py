@@ -86,8 +86,8 @@ def _small(verb: str, built, model, folder: Path, callback, frames) -> dict[str,
 
         latents, meta = encode_image(model, built["image"], built.get("resize", "none"))
         save_latents(folder / "latents.safetensors", latents, dataclasses.replace(meta, source="upload"))
-        return {"results": ["latents.safetensors"], "recipe": None, "infotext": None,
-                "cli": "latentscape encode IMAGE -o latents.safetensors", "shape": list(latents.shape)}
+        return {**record(["latents.safetensors"], None, verb), "cli": "latentscape encode IMAGE -o latents.safetensors",
+                "shape": list(latents.shape)}
     if verb == "decode":
         from latentscape.workflows.latents import decode_file
 
@@ -95,7 +95,7 @@ def _small(verb: str, built, model, folder: Path, callback, frames) -> dict[str,
         names = [f"decoded-{i:02d}.png" for i in range(len(images))]
         for image, name in zip(images, names):
             save_png(image, folder / name, None)
-        return {"results": names, "recipe": None, "infotext": None, "cli": "latentscape decode latents.safetensors -o decoded.png"}
+        return {**record(names, None, verb), "cli": "latentscape decode latents.safetensors -o decoded.png"}
     recipe, config = built
     if recipe.workflow == "morph":
         return _morph(config, None, model, folder, callback, frames)
