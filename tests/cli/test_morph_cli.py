@@ -86,3 +86,48 @@ def test_unreadable_and_mismatched_image_keyframes(tiny_sd, tmp_path, capsys):
     code, _, err = run(capsys, "morph", tmp_path / "a.png", tmp_path / "b.png", "--model", tiny_sd, "-o", tmp_path / "x.gif")
     assert code == 2 and "48x32" in err and "32x32" in err and "--resize" in err
     assert files(tmp_path) == before
+
+
+def test_pinned_keyframe_file_with_schedules_derives_frames_and_replays(tiny_sd, tmp_path, capsys):
+    kf = tmp_path / "pins.json"
+    kf.write_text(json.dumps({"keyframes": {"0": "a red cat@1", "2": "a dog in the snow@2", "5": {"prompt": "a house", "seed": 3}},
+                              "schedules": {"guidance_rescale": "0:(0), 5:(0.5)"}}))
+    out = tmp_path / "pins.gif"
+    code, stdout, err = run(capsys, "morph", "--keyframes", kf, "--cfg-schedule", "0:(3), 2:(8), 5:(5)", "--model", tiny_sd,
+                            "--steps", 2, "--pacing", "perceptual", "-o", out, "--json")
+    assert code == 0, err
+    payload = json.loads(stdout)
+    assert payload["frames"] == 6 and payload["keyframe_frames"] == [0, 2, 5]  # frames from the last pin
+    manifest = json.loads((tmp_path / "pins.gif.manifest.json").read_text())
+    params = manifest["recipe"]["params"]
+    assert params["schedules"] == {"cfg": "0:(3), 2:(8), 5:(5)", "guidance_rescale": "0:(0), 5:(0.5)"} and params["frames"] == 6
+    values = manifest["schedule"]["frames"]
+    assert [values[i]["cfg"] for i in (0, 2, 5)] == [3, 8, 5] and [values[i]["frame"] for i in (0, 2, 5)] == [0, 2, 5]
+    for v in values:  # perceptual pacing moves in-between frames: each takes the schedule at its place on the path
+        f = v["frame"]
+        assert v["cfg"] == pytest.approx(3 + 2.5 * f if f <= 2 else 8 - (f - 2)) and v["guidance_rescale"] == pytest.approx(0.1 * f)
+    code, _, err = run(capsys, "replay", tmp_path / "pins.gif.manifest.json", "-o", tmp_path / "again.gif", "--quiet", "--model", tiny_sd)
+    assert code == 0, err
+    assert (tmp_path / "again.gif").read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize("document, argv, needle", [
+    ({"0": "a", "30": "b"}, ["--frames", "24"], "keyframe 2 is pinned to frame 30, beyond the last frame 23"),
+    ({"0": "a", "12": "b"}, ["--frames", "24"], "frames must be 13"),
+    ('{"0": "a", "12": "b", "12": "c"}', [], 'gives the key "12" twice'),
+    ({"0": "a", "12": "b", "6": "c"}, [], "lists frame 6 after frame 12"),
+    ([{"prompt": "a", "frame": 0}, {"prompt": "b", "frame": 7.5}], [], "has frame 7.5"),
+    (["a", "b"], ["--frames", "8", "--cfg-schedule", "0:(7), 9:(3)"], "schedules.cfg has a point at frame 9, beyond the last frame 7"),
+    (["a", "b"], ["--cfg-schedule", "0:7 24:9"], "separate FRAME:(VALUE) points with commas"),
+    (["a", "b"], ["--guidance-rescale-schedule", "0:(inf)"], "expected a finite number"),
+    (["a", "b"], ["--cfg-schedule", "0:(7*t)"], "math expressions"),
+    ({"keyframes": ["a", "b"], "schedules": {"cfg": "0:(7)"}}, ["--cfg-schedule", "0:(5)"], "both schedule cfg"),
+    (["a", "b"], ["--seed-behavior", "schedule"], "needs seed_behavior schedule"),
+])  # fmt: skip
+def test_bad_pins_and_schedules_exit_2_with_one_sentence_and_write_nothing(tiny_sd, tmp_path, capsys, document, argv, needle):
+    kf = tmp_path / "k.json"
+    kf.write_text(document if isinstance(document, str) else json.dumps(document))
+    code, _, err = run(capsys, "morph", "--keyframes", kf, *argv, "--model", tiny_sd, "--steps", 1, "-o", tmp_path / "x.gif")
+    assert code == 2, err
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert files(tmp_path) == ["k.json"]

@@ -45,6 +45,7 @@ def test_text_form_parses_back_to_the_same_schedule():
     ("", "is empty"),
     ("0:(7), 24", "cannot be read at '24'"),
     ("0:(7) 24:(9)", "separate FRAME:(VALUE) points with commas"),
+    ("0:7 24:9", "cannot be read at '7 24:9'; separate FRAME:(VALUE) points with commas"),
     ("0:(7", "unclosed '('"),
     ("1.5:(7)", "frame '1.5', which is not a whole number"),
     ("-3:(7)", "frame -3"),

@@ -221,3 +221,41 @@ def test_a_strength_schedule_is_refused_with_adaptive_pacing(tmp_path):
     config = MorphConfig(keyframes=(f"image:{tmp_path / 'a.png'}", "b"), pacing="adaptive", schedules={"strength": "0:(0.5)"})
     with pytest.raises(LatentscapeError, match="cannot be used with pacing adaptive"):
         check_config(config)
+
+
+# --- on disk: the manifest records pins and schedules; --resume reproduces them --------------------------
+class Stop(Exception):
+    pass
+
+
+def test_resume_of_a_pinned_scheduled_random_seed_morph_gives_the_identical_video(sd, tmp_path):
+    from latentscape.workflows.morph import render_morph
+
+    config = MorphConfig(keyframes=pinned(("a red cat", None, 0), ("a dog in the snow", None, 2), ("city street", None, 6)),
+                         steps=2, batch_size=2, seed_behavior="random", schedules={"cfg": "0:(4), 3:(9), 6:(6)"})
+    full = tmp_path / "full.gif"
+    render_morph(sd, config, full)
+    manifest = json.loads((tmp_path / "full.gif.manifest.json").read_text())
+    assert manifest["schedule"]["keyframe_frames"] == [0, 2, 6]
+    assert [f["cfg"] for f in manifest["schedule"]["frames"]] == pytest.approx([4, 4 + 5 / 3, 4 + 10 / 3, 9, 8, 7, 6])
+
+    part = tmp_path / "part.gif"
+
+    def stop(name, done, total):
+        if name == "final" and done >= 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        render_morph(sd, config, part, progress=stop)
+    drawn = [k["seed"] for k in json.loads((tmp_path / "part.gif.manifest.json").read_text())["recipe"]["params"]["keyframes"]]
+    steps = []
+    render_morph(sd, config, part, resume=True, callback=lambda s: steps.append(s.step))
+    assert len(steps) == 2 * 2  # frames 4-5 and 6: two batches of two steps; frames 0-3 are not redone
+    again = json.loads((tmp_path / "part.gif.manifest.json").read_text())["recipe"]["params"]
+    assert [k["seed"] for k in again["keyframes"]] == drawn and [k["frame"] for k in again["keyframes"]] == [0, 2, 6]
+    # the same seeds drawn by the full render would be a coincidence; the resumed video must equal a render of its own recipe
+    replayed = tmp_path / "replayed.gif"
+    render_morph(sd, MorphConfig.from_params(again), replayed)
+    assert replayed.read_bytes() == part.read_bytes()
+    with pytest.raises(LatentscapeError, match="schedules"):  # a resume with another schedule is refused
+        render_morph(sd, MorphConfig(**{**config.__dict__, "schedules": {"cfg": "0:(4)"}}), part, resume=True)

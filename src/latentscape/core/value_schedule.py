@@ -128,6 +128,8 @@ def _parse_text(text: str, name: str) -> list[tuple[int, float]]:
             end = text.find(",", j)
             end = n if end < 0 else end
             raw, j = text[j:end], end
+            if ":" in raw:  # "0:7 24:9": the next point was not separated
+                raise LatentscapeError(f"{name} cannot be read at '{_shown(raw.strip())}'; separate FRAME:(VALUE) points with commas.")
         items.append((frame, _value(raw, name, frame)))
         while j < n and text[j].isspace():
             j += 1
