@@ -124,7 +124,7 @@ def keyframe_from_dict(item: Any, where: str, *, pinned: bool = False) -> Keyfra
     if not isinstance(item, dict):
         raise LatentscapeError(f"{where} is a {type(item).__name__}; expected an object with prompt/seed/image/cfg or a string.")
     accepted = ("prompt", "seed", "image", "cfg") + (("frame",) if pinned else ())
-    unknown = sorted(set(item) - set(accepted))
+    unknown = sorted(set(item) - set(accepted) - ({"frame"} if item.get("frame") is None else set()))  # recipes write frame: null
     if unknown:
         raise LatentscapeError(f"{where} has unknown keys {', '.join(unknown)}; accepted: {', '.join(accepted)}.")
     if not any(item.get(k) is not None for k in ("prompt", "seed", "image")):
