@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from latentscape.errors import LatentscapeError
 from latentscape.io.a1111_infotext import parse_infotext, parse_settings_line
@@ -73,3 +75,20 @@ def test_size_limits_and_bad_tags(monkeypatch):
         parse_infotext("<lora:x:heavy>\nSteps: 1, Sampler: Euler, Seed: 1")
     with pytest.raises(LatentscapeError, match="more than 500 fields"):
         parse_infotext("a\n" + ", ".join(f"K{i}: {i}" for i in range(600)))
+
+
+_FRAGMENTS = st.sampled_from(["Steps", "Seed", "Size", "Sampler", "CFG scale", ": ", ", ", '"', "\\", "\n", "Negative prompt:",
+                              "<lora:", ">", ":", "1e999", "-1", "64x64", "nan", "Euler a", "\x00", "é"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.lists(_FRAGMENTS, max_size=40).map("".join)))
+def test_any_text_is_parsed_or_refused_in_one_sentence(text):
+    try:
+        s = parse_infotext(text)
+    except LatentscapeError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert s.steps is None or 1 <= s.steps <= 10000
+        assert s.seed is None or -1 <= s.seed
+        assert (s.width is None) == (s.height is None)
