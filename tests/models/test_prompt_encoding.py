@@ -51,15 +51,22 @@ def test_weight_one_equals_plain_and_weight_zero_differs(clip_models, name):
 
 def test_emphasis_scales_tokens_and_restores_the_mean():
     torch.manual_seed(0)
-    z = torch.rand(1, 6, 4) + 0.5
-    chunk = Chunk((7, 8), (2.0, 0.5))
-    out = emphasis(z, chunk)
+    z = torch.rand(1, 6, 4) + 0.5  # a healthy mean: A1111's restoration applies
+    out = emphasis(z, Chunk((7, 8), (1.3, 0.8)))
     assert torch.allclose(out.mean(), z.mean())
     ratio = out / z  # token 0 is the start token (weight 1), tokens 1 and 2 are weighted, the rest padding
     k = ratio[0, 0, 0]
-    assert torch.allclose(ratio[0, 1], 2.0 * k) and torch.allclose(ratio[0, 2], 0.5 * k)
+    assert k != 1 and torch.allclose(ratio[0, 1], 1.3 * k) and torch.allclose(ratio[0, 2], 0.8 * k)
     assert torch.allclose(ratio[0, 3:], k.expand(3, 4))
     assert emphasis(z, Chunk((7, 8), (1.0, 1.0))) is z
+
+
+def test_emphasis_skips_an_ill_conditioned_mean_restoration():
+    torch.manual_seed(0)
+    z = torch.randn(1, 6, 4)
+    z = z - z.mean()  # mean ~0, as after an untrained LayerNorm: old/new mean is noise
+    out = emphasis(z, Chunk((7,), (0.0,)))
+    assert torch.equal(out[0, 1], torch.zeros(4)) and torch.equal(out[0, 2:], z[0, 2:])  # the weight alone
 
 
 @pytest.mark.parametrize("name", ["sd", "sdxl"])

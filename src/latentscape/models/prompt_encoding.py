@@ -4,7 +4,7 @@ A prompt is parsed (:mod:`latentscape.core.prompt_syntax`) into weighted segment
 ``model_max_length - 2`` tokens (75 for real CLIP; ``BREAK`` starts a new one). Each chunk is wrapped in the
 start and end tokens, padded as the tokenizer pads, and encoded on its own; its token embeddings are
 multiplied by their weights and then rescaled so that the chunk's mean is what it was before weighting
-(A1111's documented "original" emphasis). The chunks are joined along the sequence axis; the pooled vector
+(A1111's documented "original" emphasis; skipped where that rescale is ill-conditioned, see :func:`emphasis`). The chunks are joined along the sequence axis; the pooled vector
 (SDXL) is that of the first chunk.
 
 A plain prompt that fits one chunk never comes here: it keeps diffusers' own ``encode_prompt`` path, so its
@@ -73,15 +73,27 @@ class ClipEncoder:
         return torch.cat(embeds, dim=1), pooled
 
 
+MEAN_RESTORE = (0.5, 2.0)  # the rescale factors the mean restoration may apply (see emphasis)
+
+
 def emphasis(z: torch.Tensor, chunk: Chunk) -> torch.Tensor:
     """A1111's emphasis on one chunk's embeddings z (1, window, D): each token's vector times its weight, then
-    the whole chunk rescaled to its original mean. All weights 1 returns ``z`` itself."""
+    the whole chunk rescaled to its original mean. All weights 1 returns ``z`` itself.
+
+    The rescale factor is old mean / new mean. On an encoder whose outputs average close to zero (a final
+    LayerNorm without a learned offset: the tiny test models, and nearly the embedded model) that ratio is
+    noise, can be huge or negative and would flip the whole conditioning; the restoration is then skipped
+    (the weights alone apply) whenever the factor falls outside ``MEAN_RESTORE``. Where A1111's restoration
+    is well-conditioned (a factor near 1) the result is A1111's."""
     weights = [1.0, *chunk.weights] + [1.0] * (z.shape[1] - len(chunk.weights) - 1)
     if all(w == 1.0 for w in weights):
         return z
     original_mean = z.mean()
     z = z * torch.tensor(weights, dtype=z.dtype, device=z.device).view(1, -1, 1)
-    return z * (original_mean / z.mean())
+    factor = original_mean / z.mean()
+    if not MEAN_RESTORE[0] <= float(factor) <= MEAN_RESTORE[1]:
+        return z
+    return z * factor
 
 
 def encode_weighted(encoders: Sequence[ClipEncoder], prompt: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:

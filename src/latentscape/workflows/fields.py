@@ -12,6 +12,7 @@ import math
 import numbers
 from typing import Any
 
+from latentscape.core.prompt_syntax import PromptSyntaxError, check_prompt, has_editing
 from latentscape.core.seeds import SEED_LIMIT
 from latentscape.errors import LatentscapeError
 from latentscape.workflows.common import MAX_BATCH, MAX_STEPS
@@ -30,11 +31,13 @@ RANGES: dict[str, tuple[float | None, float | None, bool, str]] = {
     "height": (1, None, True, "pixels"),
 }
 SEED_FIELDS = ("seed", "variation_seed")
+PROMPT_FIELDS = ("prompt", "negative", "prompts")  # plain text fields; keyframe fields are checked where parsed
 
 
 def check_fields(config: Any) -> None:
     """Refuse, in one sentence naming the field, a non-finite number anywhere in ``config`` or a shared field
     out of its range."""
+    _check_prompts(config)
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         _finite(f.name, value)
@@ -57,6 +60,26 @@ def check_fields(config: Any) -> None:
                 kind = "a whole number" if whole else "a number"
                 span = f"from {low} to {high}" if high is not None else f">= {low}"
                 raise LatentscapeError(f"{f.name} got {value!r}; expected {kind} {span} ({what}).")
+
+
+def _check_prompts(config: Any) -> None:
+    """A1111 prompt syntax (balanced brackets, finite weights) in every prompt field and keyframe prompt;
+    prompt editing only in the ``prompt`` of configs that schedule it (``PROMPT_EDITING``), up to ``steps``."""
+    editing = getattr(config, "PROMPT_EDITING", False)
+    steps = getattr(config, "steps", None)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for item in items:
+            name, text = (f.name, item) if f.name in PROMPT_FIELDS else (f"{f.name} prompt", getattr(item, "prompt", None))
+            if not isinstance(text, str) or not (f.name in PROMPT_FIELDS or isinstance(item, Keyframe)):
+                continue
+            schedules = editing and f.name == "prompt"
+            check_prompt(text, steps=steps if schedules and isinstance(steps, int) else None, field=name)
+            if not schedules and has_editing(text):
+                raise PromptSyntaxError(
+                    f"{name} {text!r} uses prompt editing [from:to:when], which is read in the prompt of generate and "
+                    "img2img only (this samples one conditioning per image).")
 
 
 def _finite(name: str, value: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 from latentscape.core.noise import batch_seeds, draw_noise, resolve_seed, seeded_generators
 from latentscape.io.images import fit_size, load_image, pil_to_tensor
@@ -48,6 +48,8 @@ class GenerateConfig:
     init_image: str | None = None
     strength: float = 0.75
     resize: str = "none"
+
+    PROMPT_EDITING: ClassVar[bool] = True  # the prompt may use A1111 prompt editing [from:to:when]
 
 
 def generate(model: Family, config: GenerateConfig, *, callback: StepCallback | None = None) -> Output:
