@@ -2,7 +2,7 @@ import pytest
 
 from latentscape.errors import LatentscapeError
 from latentscape.samplers import (
-    SAMPLERS, canonical_sampler, from_a1111, make_scheduler, resolve_sampler, sampler_names, schedule_type_field,
+    SAMPLERS, canonical_sampler, from_a1111, make_scheduler, resolve_sampler, sampler_names,
 )
 
 SD_CONFIG = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
@@ -83,18 +83,24 @@ def test_a1111_reading_of_a_bare_sampler_name():
     assert from_a1111("DPM++ 2M Karras") == "dpmpp_2m_karras"
 
 
-def test_schedule_type_is_written_only_when_a1111_would_assume_another():
-    trailing = {**SD_CONFIG, "timestep_spacing": "trailing"}
-    assert schedule_type_field("dpmpp_2m_karras", False, trailing) is None  # A1111's default for DPM++ 2M
-    assert schedule_type_field("dpmpp_2m", False, trailing) == "SGM Uniform"
-    assert schedule_type_field("dpmpp_2m", False, {**SD_CONFIG, "timestep_spacing": "leading"}) == "Uniform"
-    assert schedule_type_field("euler", False, trailing) == "SGM Uniform"
-    assert schedule_type_field("euler_uniform", False, trailing) is None
-    assert schedule_type_field("euler_exponential", False, trailing) == "Exponential"
-    assert schedule_type_field("ddim", False, trailing) is None  # A1111 ignores it for DDIM
-    assert schedule_type_field("flow_euler", True, {}) is None
-    # what A1111 reads back is the sampler that ran
-    for name in ("dpmpp_2m", "euler", "euler_exponential", "dpmpp_2m_karras"):
+@pytest.mark.parametrize("spacing", ["trailing", "linspace", "leading"])
+def test_what_the_infotext_writer_says_reads_back_to_the_same_scheduler(spacing):
+    """``Sampler`` + ``Schedule type`` as the infotext writer labels them, read as A1111 >= 1.9 reads them
+    (:func:`from_a1111`), build the scheduler that ran: a latentscape PNG replays in A1111 terms."""
+    from types import SimpleNamespace
+
+    from latentscape.workflows.common import schedule_label
+
+    config = {**SD_CONFIG, "timestep_spacing": spacing}
+    model = SimpleNamespace(scheduler_config=config, is_flow=False)
+    for name in [n for n, s in SAMPLERS.items() if not s.flow] + ["euler_karras", "dpmpp_2m_exponential", "heun_uniform"]:
         spec = resolve_sampler(name, False)
-        assert make_scheduler(from_a1111(spec.a1111, schedule_type_field(name, False, trailing)), trailing, False).config == \
-            make_scheduler(name, trailing, False).config
+        label = schedule_label(model, name) or None
+        back = make_scheduler(from_a1111(spec.a1111, label), config, False)
+        assert type(back).__name__ == spec.scheduler
+        ran = make_scheduler(name, config, False)
+        for s in (back, ran):
+            s.set_timesteps(7)
+        assert back.timesteps.tolist() == ran.timesteps.tolist(), (name, label)
+        if hasattr(ran, "sigmas"):
+            assert back.sigmas.tolist() == ran.sigmas.tolist(), (name, label)

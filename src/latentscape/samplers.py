@@ -8,16 +8,18 @@ A1111's ``DPM++ 2M Karras`` and ``Sampler: DPM++ 2M`` + ``Schedule type: Karras`
 Schedules latentscape honours map to diffusers' documented equivalents (its scheduler overview's
 A1111/k-diffusion table): Karras -> ``use_karras_sigmas``, Exponential -> ``use_exponential_sigmas``,
 SGM Uniform and Simple -> ``timestep_spacing="trailing"``, Uniform (timesteps
-evenly spread over the whole range) -> ``timestep_spacing="linspace"``. Automatic is the sampler's own
-default. The others A1111 lists (Polyexponential, KL Optimal, Align Your Steps, Normal, DDIM, and Beta, whose
-diffusers version needs SciPy) are refused.
+evenly spread over the whole range) -> ``timestep_spacing="linspace"``, DDIM (timesteps 1, 1 + 1000//n, ...)
+-> ``timestep_spacing="leading"`` with ``steps_offset=1``. Automatic is the sampler's own default. These are
+the labels the infotext writer (:func:`latentscape.workflows.common.schedule_label`) uses, so what it writes
+reads back to the same scheduler. The others A1111 lists (Polyexponential, KL Optimal, Align Your Steps,
+Normal, and Beta, whose diffusers version needs SciPy) are refused.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 from latentscape.errors import LatentscapeError
 
@@ -56,10 +58,11 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec("exponential", "Exponential", {"use_exponential_sigmas": True}),
         ScheduleSpec("sgm_uniform", "SGM Uniform", {"timestep_spacing": "trailing"}, aliases=("simple",)),
         ScheduleSpec("uniform", "Uniform", {"timestep_spacing": "linspace"}),
+        ScheduleSpec("ddim", "DDIM", {"timestep_spacing": "leading", "steps_offset": 1}),
     )
 }
 # A1111 schedule types latentscape has no diffusers equivalent for (refused by name, never approximated).
-REFUSED_SCHEDULES = ("Polyexponential", "KL Optimal", "Align Your Steps", "Normal", "DDIM", "Beta")
+REFUSED_SCHEDULES = ("Polyexponential", "KL Optimal", "Align Your Steps", "Normal", "Beta")
 # diffusers classes that take the sigma-schedule flags; the timestep-spacing ones work on every discrete class
 _SIGMA_FLAGS = ("EulerDiscreteScheduler", "HeunDiscreteScheduler", "DPMSolverMultistepScheduler", "UniPCMultistepScheduler")
 
@@ -75,7 +78,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
         SamplerSpec("dpmpp_2m_karras", "DPMSolverMultistepScheduler", "DPM++ 2M", {**_KARRAS_2M, "use_karras_sigmas": True},
                     a1111_schedule="Karras", schedule="karras"),
         SamplerSpec("unipc", "UniPCMultistepScheduler", "UniPC", a1111_schedule="Automatic"),
-        SamplerSpec("lcm", "LCMScheduler", "LCM", stochastic=True),
+        SamplerSpec("lcm", "LCMScheduler", "LCM", stochastic=True, a1111_schedule="Automatic"),
         SamplerSpec("flow_euler", "FlowMatchEulerDiscreteScheduler", "Euler", flow=True, a1111_schedule="Simple"),
         SamplerSpec("flow_heun", "FlowMatchHeunDiscreteScheduler", "Heun", flow=True, a1111_schedule="Simple"),
     )
@@ -201,32 +204,6 @@ def resolve_sampler(name: str, flow: bool) -> SamplerSpec:
                f"it works with {', '.join(takes)}")
         raise LatentscapeError(f"sampler got '{name}': the {schedule.label} schedule is not available with {spec.a1111}; {why}.")
     return replace(spec, name=_join(base, key), overrides={**spec.overrides, **schedule.overrides}, schedule=key)
-
-
-def effective_schedule(spec: SamplerSpec, base_config: Mapping[str, Any]) -> str:
-    """A1111's label for the schedule ``spec`` runs on a model whose scheduler config is ``base_config`` (the
-    sampler's own schedule follows the model's config). diffusers' ``leading`` spacing (evenly spaced
-    timesteps, starting one stride below the top) has no A1111 name; its nearest, Uniform, is returned."""
-    if spec.flow:
-        return "Simple"
-    if spec.schedule != "automatic":
-        return SCHEDULES[spec.schedule].label
-    config = {**dict(base_config), **spec.overrides}
-    for key in ("karras", "exponential"):
-        if config.get(f"use_{key}_sigmas"):
-            return SCHEDULES[key].label
-    return "SGM Uniform" if config.get("timestep_spacing") == "trailing" else "Uniform"
-
-
-def schedule_type_field(name: str, flow: bool, base_config: Mapping[str, Any]) -> str | None:
-    """The value of the infotext's ``Schedule type`` for sampler ``name`` on a model with ``base_config``:
-    written whenever the schedule is not the one A1111 assumes for the sampler name; None when that
-    default is what runs (or A1111 ignores the schedule for the sampler: DDIM, UniPC)."""
-    spec = resolve_sampler(name, flow)
-    if spec.a1111_schedule == "Automatic" and spec.schedule == "automatic":
-        return None  # DDIM, UniPC: A1111 ignores the schedule type for these
-    label = effective_schedule(spec, base_config)
-    return None if label == spec.a1111_schedule else label
 
 
 def make_scheduler(name: str, base_config: dict, flow: bool):

@@ -39,7 +39,7 @@ def add_sampling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None
                         "'DPM++ 2M Karras', any case); flow_euler/flow_heun for SD3/FLUX")
     g.add_argument("--schedule", default=None, action=SamplerAction,
                    help="A1111 schedule type: Automatic (the model's own, default), Karras, Exponential (Euler, Heun, "
-                        "DPM++ 2M, UniPC), SGM Uniform / Simple, Uniform")
+                        "DPM++ 2M, UniPC), SGM Uniform / Simple, Uniform, DDIM")
     g.add_argument("--seed", type=int, default=-1, help="-1 = random (the seed used is reported)")
     g.add_argument("--size", default=None, help="WIDTHxHEIGHT in pixels (default: the model's)")
     g.add_argument("--preview", default=None, metavar="PNG", help="rewrite a live latent->RGB preview of the current step here")

@@ -15,7 +15,7 @@ from latentscape.io.recipe import Recipe, versions
 from latentscape.limits import check_render_size
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
-from latentscape.samplers import resolve_sampler
+from latentscape.samplers import SCHEDULES, resolve_sampler
 
 MAX_BATCH = 64
 MAX_STEPS = 1000
@@ -114,6 +114,8 @@ def schedule_label(model: Family, sampler: str) -> str:
         return "Simple"
     if spec.name in _OWN_TIMESTEPS:
         return ""
+    if spec.schedule not in ("automatic", "karras"):  # a schedule named with the sampler (euler_exponential, ...)
+        return SCHEDULES[spec.schedule].label
     config = {**model.scheduler_config, **spec.overrides}
     if config.get("use_karras_sigmas"):
         return "Karras"
