@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import latentscape
-from latentscape.core.frame_pins import frame_at, resolve_pins
 from latentscape.errors import LatentscapeError
 from latentscape.io.recipe import save_png
 from latentscape.workflows.generate import GenerateConfig, generate
@@ -40,19 +39,6 @@ PINNED = pinned(("a red cat", 5, 0), ("a dog in the snow", 9, 2), ("city street 
 
 
 # --- pins ----------------------------------------------------------------------------------------------
-def test_resolve_pins_fills_unpinned_keyframes_and_derives_frames():
-    assert resolve_pins([0, 2, 7], None, False) == (8, [0, 2, 7])
-    assert resolve_pins([None, None, 10, None], 17, False) == (17, [0, 5, 10, 16])  # first at 0, last at frames - 1
-    assert resolve_pins([0, 4], 10, True) == (10, [0, 4])  # a loop returns to keyframe 1 after frame 9
-    assert resolve_pins([None, 6, None], 9, True) == (9, [0, 6, 8])  # spread between pin 6 and the loop's end (9)
-
-
-def test_frame_at_maps_path_positions_to_frame_numbers():
-    assert [frame_at(u, [0, 2, 7], 8, False) for u in (0, 0.5, 1, 1.2, 2)] == [0, 1, 2, 3, 7]
-    assert frame_at(1 + 3 / 5, [0, 2, 7], 8, False) == 5.0  # exact whole frame, float rounding absorbed
-    assert frame_at(1.5, [0, 4], 10, True) == 7.0
-
-
 @pytest.mark.parametrize("pacing", ["uniform", "perceptual", "adaptive"])
 def test_pinned_keyframes_land_on_their_frames_and_equal_standalone_generate(sd, pacing):
     out = morph(sd, MorphConfig(keyframes=PINNED, steps=STEPS, cfg=6.0, batch_size=3, pacing=pacing))

@@ -52,8 +52,11 @@ def resolve_pins(pins: Sequence[int | None], frames: int | None, closed: bool) -
                                f"keyframe, so frames must be {last[1] + 1} (or left out).")
     anchors = known + ([(k, end)] if closed else [] if last[0] == k - 1 else [(k - 1, end)])
     for (i, fi), (j, fj) in zip(anchors, anchors[1:]):
+        if fj - fi < j - i and j - i == 1:  # only the open path's implicit end can meet a pin
+            raise LatentscapeError(f"keyframes: the last keyframe (keyframe {j + 1}) ends the path on frame {fj}, which keyframe "
+                                   f"{i + 1} is pinned to; pin it or give more frames.")
         if fj - fi < j - i:
-            what = f"keyframes {i + 2} to {j}" if j - i > 2 else f"keyframe {i + 2}"
+            what = f"keyframe {i + 2}" if j - i == 2 else f"keyframes {i + 2} and {j}" if j - i == 3 else f"keyframes {i + 2} to {j}"
             raise LatentscapeError(f"keyframes: {what} must lie between frames {fi} and {fj}, which leaves too few frames; "
                                    "unpin the neighbours or give more frames.")
         for r in range(1, j - i):

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("value schedules (Deforum FRAME:(VALUE) points, linear between them)")
     for name, what in SCHEDULE_FLAGS.items():
         g.add_argument(f"--{name.replace('_', '-')}-schedule", dest=f"{name}_schedule", default=None, metavar="SCHEDULE",
-                       help=f'{what} over frames, e.g. "0:(7), 24:(12), 48:(7)" (overrides --{name.replace("_", "-")})')
+                       help=f'{what} over frames, e.g. "0:(7), 24:(12), 48:(7)"' + ("" if name == "seed" else f' (instead of --{name.replace("_", "-")})'))
     g.add_argument("--seed-behavior", default=None, choices=["fixed", "iter", "random", "schedule"],
                    help="seeds of keyframes that name none: fixed (--seed, the default), iter (--seed + keyframe index), "
                         "random (each its own, recorded), schedule (--seed-schedule at the keyframe's frame)")
