@@ -27,7 +27,7 @@ from latentscape.errors import LatentscapeError
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
 from latentscape.sampling import StepCallback, start_index
-from latentscape.workflows.common import Output, config_dict, decode_images, make_recipe, require
+from latentscape.workflows.common import Output, config_dict, decode_images, hot_index, make_recipe, require
 from latentscape.workflows.keyframes import KEYFRAME_HELP, Keyframe, resolve
 from latentscape.workflows.render import (
     SamplingOptions, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs,
@@ -133,10 +133,25 @@ def blend(model: Family, config: BlendConfig, *, callback: StepCallback | None =
     params = config_dict(dataclasses.replace(config, inputs=tuple(keyframes), weights=tuple(weights), seed=seed,
                                              width=width, height=height))
     label = " | ".join(f"{k.label() or '(empty)'} x{wi:.3g}" for k, wi in zip(keyframes, weights))
+    extra: dict[str, Any] = {"Blend": label, "CFG scale": round(cfg, 6)}
+    if mode == "latent":
+        extra["Denoising strength"] = config.strength
     recipe = make_recipe("blend", model, params, keyframes[hot].seed, inputs=image_inputs(images),
-                         infotext_extra={"Blend": label, "CFG scale": round(cfg, 6)})
+                         infotext_extra=extra, prompt_line=blend_prompt(keyframes, weights))
     info = {"mode": mode, "weights": weights, "cfg": cfg, "seeds": [k.seed for k in keyframes], "width": width, "height": height}
     return Output(images=image, latents=latents, recipes=[recipe], info=info)
+
+
+def blend_prompt(keyframes: Sequence[Keyframe], weights: Sequence[float]) -> str:
+    """The infotext's prompt: the heaviest input that has a prompt ("" for images only).
+
+    A weighted A1111 prompt such as ``(a:0.5) (b:0.5)`` would not reproduce a blend: A1111 scales token
+    embeddings inside one sequence, latentscape averages whole conditionings. The heaviest prompt with the
+    seed the infotext names (the heaviest input's) is that input's own image, which a one-hot blend equals,
+    and the nearest standalone image otherwise; the ``Blend`` field lists every input and weight.
+    """
+    texts = [i for i, k in enumerate(keyframes) if k.prompt]
+    return keyframes[hot_index([weights[i] if i in texts else -1.0 for i in range(len(keyframes))])].prompt if texts else ""
 
 
 def _input_latents(model, config, keyframes, cond, uncond, cfgs, shape, size, callback) -> torch.Tensor:

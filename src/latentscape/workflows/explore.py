@@ -135,7 +135,11 @@ def explore(model: Family, config: ExploreConfig, *, callback: StepCallback | No
     title = f"explore: {point.prompt or '(no prompt)'} @ seed {seed}, radius {config.radius:g}" + (
         f", cond jitter {config.cond_jitter:g}" if config.cond_jitter else "")
     image = sheet(cells, cols, row_labels, col_labels, title)
-    extras = [{"Explore": f"({u:+.2f}, {v:+.2f})", "Variation strength": round(float(ti), 6)} for (u, v), ti in zip(uv, t)]
+    # Not A1111's "Variation seed strength": a cell's noise is slerped towards a mix of two orthogonalised
+    # directions, not towards one seed's noise, so no A1111 variation seed makes it. The fields say what it is.
+    extras = [{"Explore": f"u {u:+.2f} v {v:+.2f}", "Explore strength": round(float(ti), 6),
+               "Explore axis seeds": f"{axis_seeds[0]} {axis_seeds[1]}"} for (u, v), ti in zip(uv, t)]
     info = {"seed": seed, "grid": (cols, rows), "offsets": uv, "strengths": [float(x) for x in t], "width": width, "height": height}
     return finish(model, "explore", resolved, cells, latents, [seed] * n, image, cell_extras=extras,
-                  sheet_extra={"Explore": f"{cols}x{rows} grid, radius {config.radius:g}"}, info=info)
+                  sheet_extra={"Explore": f"{cols}x{rows} grid; radius {config.radius:g}"}, info=info,
+                  cell_prompts=[point.prompt] * n)

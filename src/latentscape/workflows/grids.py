@@ -79,18 +79,24 @@ def finish(
     inputs: Mapping[str, Any] | None = None,
     info: dict[str, Any] | None = None,
     extra_views: Mapping[str, tuple[Image.Image, Mapping[str, Any]]] | None = None,
+    cell_prompts: Sequence[str] | None = None,
 ) -> Output:
     """The grid's :class:`Output` for ``config.returns`` (``config`` is the resolved job: seeds, size, ...).
 
+    Every cell's infotext is that cell's: its seed, its ``cell_extras`` (e.g. its own CFG scale) and its
+    prompt (``cell_prompts``). A sheet or chart shows many cells; its infotext is its middle cell's (the
+    centre of an explore grid, the point itself) plus the view's own ``sheet_extra``.
     ``extra_views`` adds further returnable images (name -> (image, infotext extra)), e.g. sweep's chart.
     """
     views = {"sheet": (sheet_image, dict(sheet_extra or {})), **dict(extra_views or {})}
+    prompts = list(cell_prompts) if cell_prompts is not None else [None] * len(seeds)
+    mid = len(seeds) // 2
     cell_params = config_dict(dataclasses.replace(config, returns="cells"))
-    recipes = [make_recipe(workflow, model, cell_params, s, batch_index=i, inputs=inputs, infotext_extra=e)
-               for i, (s, e) in enumerate(zip(seeds, cell_extras))]
+    recipes = [make_recipe(workflow, model, cell_params, s, batch_index=i, inputs=inputs, infotext_extra=e, prompt_line=p)
+               for i, (s, e, p) in enumerate(zip(seeds, cell_extras, prompts))]
     view_recipes: dict[str, Recipe] = {
-        name: make_recipe(workflow, model, config_dict(dataclasses.replace(config, returns=name)), seeds[len(seeds) // 2],
-                          inputs=inputs, infotext_extra=extra)
+        name: make_recipe(workflow, model, config_dict(dataclasses.replace(config, returns=name)), seeds[mid],
+                          inputs=inputs, infotext_extra={**dict(cell_extras[mid]), **dict(extra)}, prompt_line=prompts[mid])
         for name, (_, extra) in views.items()
     }
     info = dict(info or {})

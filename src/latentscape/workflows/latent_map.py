@@ -136,11 +136,18 @@ def latent_map(model: Family, config: MapConfig, *, callback: StepCallback | Non
     title = f"map: {labels[0]} | {labels[1]} / {labels[2]} | {labels[3]}"
     image = sheet(cells, cols, row_labels, col_labels, title)
     seeds = [corners[i].seed for i in nearest]
-    extras = [{"Map": f"(u={a:.3f}, v={b:.3f})", "CFG scale": round(c, 6)} for (a, b), c in zip(uv, cfgs)]
+    # each cell's infotext names its nearest corner's prompt and seed (a corner cell is exactly that corner's
+    # image; in between, the nearest standalone image) and its own interpolated CFG and (u, v)
+    corner_seeds = " | ".join(str(k.seed) for k in corners)
+    extras = [{"Map": f"u {a:.3f} v {b:.3f}", "CFG scale": round(c, 6), "Map corner seeds": corner_seeds}
+              for (a, b), c in zip(uv, cfgs)]
+    if mode == "latent":
+        extras = [{**e, "Denoising strength": config.strength} for e in extras]
     meta = [{"u": a, "v": b, "row": i // cols, "col": i % cols, "cfg": c} for i, ((a, b), c) in enumerate(zip(uv, cfgs))]
     info = {"mode": mode, "grid": (cols, rows), "corners": labels, "cells_meta": meta, "width": width, "height": height, "seed": seed}
     return finish(model, "map", resolved, cells, latents, seeds, image, cell_extras=extras,
-                  sheet_extra={"Map": f"{cols}x{rows} grid"}, inputs=image_inputs(images), info=info)
+                  sheet_extra={"Map": f"{cols}x{rows} grid"}, inputs=image_inputs(images), info=info,
+                  cell_prompts=[corners[i].prompt or "" for i in nearest])
 
 
 def _corner_latents(model, config, corners, cond4, uncond4, cfgs4, shape, size, callback) -> torch.Tensor:

@@ -96,11 +96,20 @@ def latent_math(model: Family, config: MathConfig, *, callback: StepCallback | N
     image = decode_images(model, latents)
     canonical = format_terms(terms)
     params = config_dict(dataclasses.replace(config, seed=seed, cfg=cfg, width=width, height=height))
+    math_extra = {"Math": canonical, **({"Denoising strength": config.strength} if images else {})}
     recipe = make_recipe("math", model, params, int(seed_terms[main].operand.value), inputs=image_inputs(paths),
-                         infotext_extra={"Math": canonical})
+                         infotext_extra=math_extra, prompt_line=math_prompt(prompts))
     info = {"terms": [(t.coefficient, t.operand.kind, t.operand.value) for t in terms], "expression": canonical,
             "seed": seed, "width": width, "height": height}
     return Output(images=image, latents=latents, recipes=[recipe], info=info)
+
+
+def math_prompt(prompts: list[Term]) -> str:
+    """The infotext's prompt: the prompt term with the largest positive coefficient (the first on ties; ""
+    when none). A single prompt with coefficient 1 is exactly ``generate``'s; for a combination it is the
+    dominant term, since A1111 would read the expression as literal text. ``Math`` holds the expression."""
+    positive = [t for t in prompts if t.coefficient > 0]
+    return str(max(positive, key=lambda t: t.coefficient).operand.value) if positive else ""
 
 
 def _conditioning(model: Family, config: MathConfig, prompts: list[Term], cfg: float) -> Conditioning:

@@ -65,6 +65,21 @@ def schedule(content: Conditioning, style: Conditioning, ratios: Sequence[float]
     return at
 
 
+def mix_prompt(content: str, style: str, ratio: float, mode: str, steps: int) -> str:
+    """The infotext's prompt for one ratio.
+
+    ``schedule`` is A1111's own prompt editing ``[CONTENT:STYLE:N]``: A1111 reads a whole number N as "the
+    step after which to switch" (a number below 1 would be a fraction of the steps), and this image uses
+    CONTENT for its first :func:`switch_step` steps, so N is that step count (0 and ``steps`` are written as
+    the plain style and content prompts). ``embed`` mixes conditionings, which no A1111 prompt does: the
+    prompt is the one with the larger share (ratio 0 and 1 are exactly that prompt's images).
+    """
+    if mode == "schedule":
+        n = switch_step(ratio, steps)
+        return content if n >= steps else style if n <= 0 else f"[{content}:{style}:{n}]"
+    return style if ratio > 0.5 else content
+
+
 def _ratios(ratio: float | Sequence[float]) -> list[float]:
     values = [float(ratio)] if isinstance(ratio, (int, float)) else [float(r) for r in ratio]
     require(1 <= len(values) <= MAX_BATCH, f"--ratio got {len(values)} values; accepted: 1 to {MAX_BATCH} numbers from 0 to 1.")
@@ -104,7 +119,8 @@ def mix(model: Family, config: MixConfig, *, callback: StepCallback | None = Non
                                              cfg=cfg, width=width, height=height))
     recipes = [
         make_recipe("mix", model, params, seed, batch_index=i,
-                    infotext_extra={"Mix": f"{config.mode} {r:g}", "Content": content.prompt, "Style": style.prompt})
+                    infotext_extra={"Mix": f"{config.mode} {r:g}", "Content": content.prompt, "Style": style.prompt},
+                    prompt_line=mix_prompt(content.prompt, style.prompt, r, config.mode, config.steps))
         for i, r in enumerate(ratios)
     ]
     return Output(images=images, latents=latents, recipes=recipes,

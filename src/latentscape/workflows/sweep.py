@@ -174,5 +174,6 @@ def sweep(model: Family, config: SweepConfig, *, callback: StepCallback | None =
     extras = [{"CFG scale": c, "Sweep": f"prompt {pi + 1}"} for pi, _, c in items]
     info = {"seed": seed, "seeds": seeds, "cfgs": cfgs, "table": table, "adherence": kind, "width": width, "height": height}
     return finish(model, "sweep", resolved, cells, latents, [s for _, s, _ in items], image, cell_extras=extras,
-                  sheet_extra={"Sweep": f"CFG {','.join(f'{c:g}' for c in cfgs)}"}, inputs=inputs, info=info,
-                  extra_views={"chart": (chart_image, {"Sweep": "adherence and diversity chart"})})
+                  sheet_extra={"Sweep": f"CFG {' '.join(f'{c:g}' for c in cfgs)}"}, inputs=inputs, info=info,
+                  extra_views={"chart": (chart_image, {"Sweep": "adherence and diversity chart"})},
+                  cell_prompts=[config.prompts[pi] for pi, _, _ in items])
