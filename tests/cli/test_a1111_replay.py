@@ -144,3 +144,28 @@ def test_png_keyframes_take_prompt_seed_and_cfg_not_pixels(tiny_sd, tmp_path, ca
     Image.new("RGB", (32, 32)).save(plain)
     code, _, err = run(capsys, "morph", f"png:{plain}", "a cat", "--model", tiny_sd, "-o", tmp_path / "x.gif")
     assert code == 2 and "holds no generation settings" in err and f"use image:{plain}" in err
+
+
+@pytest.mark.parametrize("sampler", ["euler_a", "dpmpp_2m", "ddim", "euler_exponential"])
+def test_a_latentscape_png_stripped_to_its_infotext_replays_to_the_same_pixels(tiny_sd, tmp_path, capsys, sampler):
+    """The infotext latentscape writes, read back as A1111 reads it, is the job that made the image."""
+    code, _, err = run(capsys, "generate", "a red cat", "--negative", "dog", "--seed", 21, "--cfg", 5.5, "--steps", 3,
+                       "--sampler", sampler, "--model", tiny_sd, "-o", tmp_path / "ours.png", "--quiet")
+    assert code == 0, err
+    infotext = Image.open(tmp_path / "ours.png").text["parameters"]
+    stripped = a1111_png(tmp_path / "stripped.png", infotext)  # the parameters chunk alone, as civitai re-uploads keep it
+    code, _, err = run(capsys, "replay", stripped, "-o", tmp_path / "again.png", "--model", tiny_sd, "--quiet")
+    assert code == 0, err
+    assert not [line for line in err.splitlines() if line.startswith("warning: ") and "made with model" not in line]
+    assert np.array_equal(pixels(tmp_path / "again.png"), pixels(tmp_path / "ours.png"))
+
+
+def test_png_inputs_of_blend_are_prompt_and_seed(tiny_sd, tmp_path, capsys):
+    a = a1111_png(tmp_path / "a.png", REAL)
+    code, _, err = run(capsys, "blend", f"png:{a}", "a dog@3", "--weights", "1,0", "--steps", 2, "--model", tiny_sd,
+                       "-o", tmp_path / "b.png", "--quiet")
+    assert code == 0, err
+    recipe = read_recipe(tmp_path / "b.png")
+    first = recipe.params["inputs"][0]
+    assert (first["prompt"], first["seed"], first["cfg"], first["image"]) == ("cat portrait,", 2535254266, 4.0, None)
+    assert recipe.inputs == {}  # the PNG's pixels are not an input file of the job
