@@ -26,20 +26,25 @@ export function keyframeEditor(value = {}, { title = "", withCfg = true, withIma
       step: "0.5", placeholder: "default" });
     row.append(el("label", { for: `kf${n}-cfg` }, "CFG", cfg));
   }
-  let file = null, fileNote = null;
+  let file = null;
   if (withImage) {
     file = el("input", { type: "file", accept: "image/png,image/jpeg,image/webp", id: `kf${n}-image`, class: "kf-file" });
-    fileNote = el("span", { class: "kf-image muted", text: state.image ? "image attached" : "" });
+    const thumb = el("img", { class: "kf-thumb", alt: "", hidden: !state.image });
+    if (state.image) thumb.src = `data:image/png;base64,${state.image}`;
     const clear = el("button", { type: "button", text: "remove image", hidden: !state.image });
     file.addEventListener("change", async () => {
       const f = file.files && file.files[0];
       if (!f) return;
       state.image = await blobToBase64(f);
-      fileNote.textContent = `image: ${f.name}`;
-      clear.hidden = false;
+      thumb.src = `data:${f.type || "image/png"};base64,${state.image}`;
+      thumb.alt = `image: ${f.name}`;
+      thumb.hidden = false; clear.hidden = false;
     });
-    clear.addEventListener("click", () => { delete state.image; file.value = ""; fileNote.textContent = ""; clear.hidden = true; });
-    row.append(el("label", { for: `kf${n}-image` }, "image (optional)", file), fileNote, clear);
+    clear.addEventListener("click", () => {
+      delete state.image; file.value = ""; thumb.hidden = true; thumb.removeAttribute("src"); clear.hidden = true;
+    });
+    row.append(el("label", { for: `kf${n}-image` }, "image", file), thumb, clear);
+    if (state.image) thumb.alt = "the pinned point's image";
   }
   const setTitle = (text) => {
     titleEl.textContent = text;
