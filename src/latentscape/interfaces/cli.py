@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 
 from latentscape import __version__
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries("--verbose" in argv or "-v" in argv[:1])
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started_at = time.perf_counter()  # --json timings' total_s
     set_thread_policy(getattr(args, "threads", None))
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:

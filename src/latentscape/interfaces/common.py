@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -107,8 +109,9 @@ def load_model(args: argparse.Namespace, config: Any = None):
     if not getattr(args, "verbose", False):
         quiet_loading()
 
-    return load(args.model, device=args.device, dtype=args.dtype, config=args.config,
-                allow_pickle=args.allow_pickle, offload=args.offload, backend=args.backend)
+    with load_timer(args):
+        return load(args.model, device=args.device, dtype=args.dtype, config=args.config,
+                    allow_pickle=args.allow_pickle, offload=args.offload, backend=args.backend)
 
 
 def add_recipe_model_args(p: argparse.ArgumentParser) -> None:
@@ -128,11 +131,12 @@ def load_for_replay(args: argparse.Namespace, recipe_model: str, load_options=No
         quiet_loading()
     options = dict(load_options or {})
     from_recipe = args.model is None and getattr(args, "model_from_recipe", False)
-    model = load(recipe_model if from_recipe else args.model, device=args.device,
-                 dtype=args.dtype or (options.get("dtype") if from_recipe else None),
-                 config=args.config or (options.get("config") if from_recipe else None),
-                 allow_pickle=args.allow_pickle, offload=args.offload,
-                 backend=args.backend or options.get("backend"))  # replay stays within the recipe's backend
+    with load_timer(args):
+        model = load(recipe_model if from_recipe else args.model, device=args.device,
+                     dtype=args.dtype or (options.get("dtype") if from_recipe else None),
+                     config=args.config or (options.get("config") if from_recipe else None),
+                     allow_pickle=args.allow_pickle, offload=args.offload,
+                     backend=args.backend or options.get("backend"))  # replay stays within the recipe's backend
     if model.model_id != recipe_model:
         print(f"note: the recipe was made with model '{recipe_model}' but '{model.model_id}' is loaded, so the result "
               "will differ; pass --model-from-recipe to load the recipe's model (only for files you trust).", file=sys.stderr)
@@ -262,8 +266,57 @@ class Progress:
             self.bar = None
 
 
+RESULT_SCHEMA = "latentscape.result/1"  # documented in docs/json-schema.md (docs/result.schema.json)
+
+
+@contextlib.contextmanager
+def load_timer(args: argparse.Namespace):
+    """Time a model load into ``args`` (the ``load_s`` of ``--json``'s timings)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        setattr(args, "_load_window", (start, time.perf_counter()))
+
+
+def json_output(path: str | os.PathLike, kind: str, recipe: Any = None, *, seed: int | None = None) -> dict[str, Any]:
+    """One ``outputs`` entry of ``--json``: the file, what it is, and (when it carries one) its seed, its
+    A1111 infotext and its full recipe (as the PNG's ``latentscape`` chunk holds it)."""
+    if recipe is None:
+        return {"path": str(path), "kind": kind, "seed": seed, "infotext": None, "recipe": None}
+    from latentscape.workflows.inputs import anchor_inputs
+
+    recipe = anchor_inputs(recipe, path)  # as the file holds it: its inputs also relative to its folder
+    return {"path": str(path), "kind": kind, "seed": recipe.seed if seed is None else seed,
+            "infotext": recipe.infotext(), "recipe": json.loads(recipe.to_json())}
+
+
+def json_result(args: argparse.Namespace, verb: str, outputs: Sequence[dict[str, Any]], model: Any = None,
+           **extras: Any) -> dict[str, Any]:
+    """The one ``--json`` document every verb prints (schema ``latentscape.result/1``): the verb, the model,
+    ``outputs`` (see :func:`json_output`), ``seeds`` (of the outputs, in order, without repeats), ``timings``,
+    then the verb's own fields (``extras``; they never replace a common field)."""
+    now = time.perf_counter()
+    started = getattr(args, "started_at", None)
+    window = getattr(args, "_load_window", None)
+    load_s = window[1] - window[0] if window else 0.0
+    render_s = now - window[1] if window else (now - started if started is not None else 0.0)
+    seeds = list(dict.fromkeys(o["seed"] for o in outputs if o.get("seed") is not None))
+    doc: dict[str, Any] = {
+        "schema": RESULT_SCHEMA, "verb": verb,
+        "model": getattr(model, "model_id", None), "family": getattr(model, "name", None),
+        "outputs": list(outputs), "seeds": seeds,
+        "timings": {"load_s": round(load_s, 4), "render_s": round(render_s, 4),
+                    "total_s": round(now - started if started is not None else load_s + render_s, 4)},
+    }
+    clash = sorted(set(extras) & set(doc))
+    if clash:
+        raise ValueError(f"verb fields {clash} would replace common result fields")
+    return {**doc, **extras}
+
+
 def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
-    """Print JSON (``--json``) or a human line."""
+    """Print the verb's :func:`result` as JSON (``--json``) or the human lines."""
     if getattr(args, "json", False):
         print(json.dumps(payload, indent=2, default=str))
     else:

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from latentscape.interfaces.common import (
     IMAGE_SUFFIXES, Progress, add_model_args, add_output_args, add_sampling_args, check_output_suffix, check_writable,
-    emit, is_folder_output, output_paths, size_args,
+    emit, is_folder_output, json_output, json_result, output_paths, size_args,
 )
 
 
@@ -116,4 +116,20 @@ def write_grid(args: argparse.Namespace, out, verb: str) -> tuple[Path, list[Pat
 
 
 def report(args: argparse.Namespace, model, out, payload: dict[str, Any], lines: list[str]) -> None:
-    emit(args, {"model": model.model_id, "family": model.name, **payload}, "\n".join(lines))
+    """Emit the verb's ``--json`` result: ``payload``'s ``outputs`` (paths, or dicts with a ``path``, one per
+    image of ``out``), ``sheet``, ``cells``, ``chart`` and ``html`` become the result's ``outputs``, each with
+    its recipe and infotext; every other key is a verb field."""
+    extras = dict(payload)
+    verb = extras.pop("workflow")
+    written = []
+    for item, recipe in zip(extras.pop("outputs", []), out.recipes):
+        entry = item if isinstance(item, dict) else {"path": item}
+        written.append({**json_output(entry["path"], "image", recipe), **{k: v for k, v in entry.items() if k != "path"}})
+    if extras.get("sheet"):
+        written.append(json_output(extras["sheet"], "sheet", out.info.get("sheet_recipe")))
+    if extras.get("chart"):
+        written.append(json_output(extras["chart"], "chart", out.info.get("chart_recipe")))
+    if extras.get("html"):
+        written.append(json_output(extras["html"], "html"))
+    written += [json_output(cell, "cell", recipe) for cell, recipe in zip(extras.get("cells", []), out.recipes)]
+    emit(args, json_result(args, verb, written, model, **extras), "\n".join(lines))

@@ -34,6 +34,6 @@ def run_blend(args: argparse.Namespace) -> int:
     out = blend(model, config, callback=progress(args, model))
     paths = write_images(args, out, "blend")
     report(args, model, out, {"workflow": "blend", "mode": out.info["mode"], "weights": out.info["weights"],
-                              "seeds": out.info["seeds"], "outputs": [str(p) for p in paths]},
+                              "input_seeds": out.info["seeds"], "outputs": [str(p) for p in paths]},
            [f"wrote {paths[0]} ({out.info['mode']} blend, weights {', '.join(f'{w:.3g}' for w in out.info['weights'])})"])
     return 0

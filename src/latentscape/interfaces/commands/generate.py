@@ -6,7 +6,7 @@ import argparse
 
 from latentscape.interfaces.common import (
     IMAGE_SUFFIXES, Progress, add_model_args, add_output_args, add_sampling_args, check_output_suffix, check_writable,
-    emit, is_folder_output, load_model, output_paths, size_args,
+    emit, is_folder_output, json_output, json_result, load_model, output_paths, size_args,
 )
 
 
@@ -58,8 +58,8 @@ def run_generate(args: argparse.Namespace) -> int:
         save_png(image, path, anchor_inputs(recipe, path))
     emit(
         args,
-        {"workflow": out.recipes[0].workflow, "model": model.model_id, "family": model.name, "seed": out.info["seed"],
-         "outputs": [{"path": str(p), "seed": r.seed} for p, r in zip(paths, out.recipes)]},
+        json_result(args, out.recipes[0].workflow, [json_output(p, "image", r) for p, r in zip(paths, out.recipes)], model,
+                    workflow=out.recipes[0].workflow, seed=out.info["seed"]),
         "\n".join(f"wrote {p} (seed {r.seed})" for p, r in zip(paths, out.recipes)),
     )
     return 0

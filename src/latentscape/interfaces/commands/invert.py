@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from latentscape.errors import LatentscapeError
-from latentscape.interfaces.common import IMAGE_SUFFIXES, Progress, add_model_args, check_output_suffix, emit, load_model
+from latentscape.interfaces.common import (
+    IMAGE_SUFFIXES, Progress, add_model_args, check_output_suffix, emit, json_output, json_result, load_model,
+)
 
 METHOD_CHOICES = ["ddim", "flow", "exact"]
 FIELDS = ("method", "steps", "refine", "cfg", "seed")  # workflow fields whose errors name them first
@@ -83,7 +85,8 @@ def run_invert(args: argparse.Namespace) -> int:
              f"VAE round trip  PSNR {stats['ceiling_psnr_db']:.2f} dB, SSIM {stats['ceiling_ssim']:.4f} (the ceiling)")
     if args.reconstruction:
         human += f"\nwrote {args.reconstruction}"
-    emit(args, payload, human)
+    written = [json_output(args.output, "inversion")] + ([json_output(args.reconstruction, "image")] if args.reconstruction else [])
+    emit(args, json_result(args, "invert", written, model, **{k: v for k, v in payload.items() if k not in ("model", "family")}), human)
     return 0
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from latentscape.interfaces.common import (
-    IMAGE_SUFFIXES, add_model_args, add_overwrite_arg, check_output_suffix, check_writable, emit, load_model,
+    IMAGE_SUFFIXES, add_model_args, add_overwrite_arg, check_output_suffix, check_writable, emit, json_output, json_result, load_model,
 )
 
 RESIZE = ["none", "stretch", "crop"]
@@ -53,7 +52,8 @@ def run_encode(args: argparse.Namespace) -> int:
     model = load_model(args)
     latents, meta = encode_image(model, args.image, args.resize)
     save_latents(args.output, latents, meta)
-    emit(args, {"path": args.output, "shape": list(latents.shape), "family": meta.family, "scale": meta.scale, "shift": meta.shift},
+    emit(args, json_result(args, "encode", [json_output(args.output, "latent")], model, shape=list(latents.shape),
+                           scale=meta.scale, shift=meta.shift),
          f"wrote {args.output}: latents {tuple(latents.shape)} ({meta.family}, scale {meta.scale:g}, shift {meta.shift:g})")
     return 0
 
@@ -73,7 +73,7 @@ def run_decode(args: argparse.Namespace) -> int:
     paths = [out] if len(images) == 1 else [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(len(images))]
     for image, path in zip(images, paths):
         save_png(image, path, None)
-    emit(args, {"outputs": [str(p) for p in paths]}, "\n".join(f"wrote {p}" for p in paths))
+    emit(args, json_result(args, "decode", [json_output(p, "image") for p in paths], model), "\n".join(f"wrote {p}" for p in paths))
     return 0
 
 
@@ -93,10 +93,10 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.reconstruction:
         save_png(result.reconstruction, args.reconstruction, None)
         result.stats["reconstruction"] = args.reconstruction
-    if args.json:
-        print(json.dumps(result.stats, indent=2))
-    else:
-        print(format_inspection(result.stats))
+    written = [json_output(args.output, "preview")] if args.output else []
+    written += [json_output(args.reconstruction, "image")] if args.reconstruction else []
+    emit(args, json_result(args, "inspect", written, model, **{k: v for k, v in result.stats.items() if k not in ("model", "family")}),
+         format_inspection(result.stats))
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -104,7 +103,9 @@ def run_models(args: argparse.Namespace) -> int:
                          "default_cfg": info.default_cfg, "samplers": sampler_names(info.is_flow)})
     installed, skipped = find_models(args.scan)
     if args.json:
-        print(json.dumps({"families": families, "installed": installed, "unreadable_folders": skipped}, indent=2))
+        from latentscape.interfaces.common import emit, json_result
+
+        emit(args, json_result(args, "models", [], None, families=families, installed=installed, unreadable_folders=skipped), "")
         return 0
     print("families:")
     for f in families:

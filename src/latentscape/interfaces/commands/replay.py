@@ -6,7 +6,7 @@ import argparse
 
 from latentscape.interfaces.common import (
     IMAGE_SUFFIXES, Progress, add_model_args, add_overwrite_arg, add_recipe_model_args, check_output_suffix, check_writable,
-    emit, load_for_replay, load_model,
+    emit, json_output, json_result, load_for_replay, load_model,
 )
 
 
@@ -50,7 +50,8 @@ def run_replay(args: argparse.Namespace) -> int:
     out = replay(model, recipe, config, callback=Progress(not (args.quiet or args.json)))
     index = recipe.batch_index
     save_png(out.images[index], args.output, anchor_inputs(out.recipes[index], args.output))
-    emit(args, {"path": args.output, "workflow": recipe.workflow, "seed": recipe.seed, "model": model.model_id},
+    emit(args, json_result(args, "replay", [json_output(args.output, "image", out.recipes[index])], model, workflow=recipe.workflow,
+                           seed=recipe.seed, source="latentscape", warnings=[]),
          f"wrote {args.output} ({recipe.workflow}, seed {recipe.seed}, model {model.model_id})")
     return 0
 
@@ -99,7 +100,7 @@ def run_replay_a1111(args: argparse.Namespace) -> int:
     out = run(model, job.config, callback=Progress(not (args.quiet or args.json)))
     recipe = out.recipes[0]
     save_png(out.images[0], args.output, recipe)
-    emit(args, {"path": args.output, "workflow": job.workflow, "seed": recipe.seed, "model": model.model_id,
-                "sampler": job.config.sampler, "source": "a1111", "warnings": list(job.warnings)},
+    emit(args, json_result(args, "replay", [json_output(args.output, "image", recipe)], model, workflow=job.workflow,
+                           seed=recipe.seed, source="a1111", sampler=job.config.sampler, warnings=list(job.warnings)),
          f"wrote {args.output} (A1111 settings as {job.workflow}: {job.config.sampler}, seed {recipe.seed}, model {model.model_id})")
     return 0

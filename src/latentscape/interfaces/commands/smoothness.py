@@ -22,11 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_smoothness(args: argparse.Namespace) -> int:
-    from latentscape.interfaces.common import emit
+    from latentscape.interfaces.common import emit, json_result
     from latentscape.workflows.smoothness import score_sequence
 
     report, metric = score_sequence(args.path, args.distance, closed=args.loop)
     lines = [f"{args.path}: {report.frames} frames{' (as a loop)' if args.loop else ''}"]
     lines += [f"  {name}: {stats.describe()}" for name, stats in report.stats.items()]
-    emit(args, {"path": args.path, "perceptual_distance": metric, "closed": args.loop, **report.to_dict()}, "\n".join(lines))
+    emit(args, json_result(args, "smoothness", [], None, path=args.path, perceptual_distance=metric, closed=args.loop, **report.to_dict()),
+         "\n".join(lines))
     return 0
