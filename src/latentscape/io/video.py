@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -18,6 +18,9 @@ from PIL import Image
 from latentscape.errors import LatentscapeError
 from latentscape.io.files import atomic_path
 from latentscape.io.images import load_image, to_rgb
+
+if TYPE_CHECKING:
+    from latentscape.io.recipe import Recipe
 
 Frame = Image.Image | np.ndarray  # a PIL image (any mode, converted to RGB) or a uint8 (H, W, 3) array
 T = TypeVar("T")
@@ -60,8 +63,14 @@ def frame_duration_ms(fps: float, *, step_ms: int = 1) -> int:
     return max(MIN_FRAME_MS, step_ms * round(1000 / fps / step_ms))
 
 
-def write_video(frames: Sequence[Frame], path: str | os.PathLike, *, fps: float = 12, loop: bool = True) -> Path:
+def write_video(frames: Sequence[Frame], path: str | os.PathLike, *, fps: float = 12, loop: bool = True,
+                recipe: "Recipe | None" = None) -> Path:
     """Write ``frames`` (same-size PIL images or uint8 (H, W, 3) arrays) as .mp4, .gif or .webp; return the path.
+
+    With ``recipe`` the video carries its infotext and recipe where the format has room (:func:`video_tags`):
+    MP4 metadata keys ``parameters`` (A1111 infotext; civitai reads it) and ``comment`` (the JSON recipe);
+    GIF a comment extension with the infotext; WebP the infotext in EXIF UserComment, as A1111 writes its
+    own WebP files (PNG Info reads it).
 
     - ``.mp4``: H.264 (libx264, crf 18, yuv420p, ``+faststart``) through imageio-ffmpeg's bundled ffmpeg.
       H.264 in yuv420p needs even sides, so an odd width/height gets one replicated edge column/row (never
@@ -85,20 +94,47 @@ def write_video(frames: Sequence[Frame], path: str | os.PathLike, *, fps: float 
     size = _common_size(frames)
     ext = path.suffix.lower()
     with atomic_path(path) as tmp:
+        tags = video_tags(recipe)
         if ext == ".mp4":
-            _write_mp4(frames, tmp, size=size, fps=fps, name=path)
+            _write_mp4(frames, tmp, size=size, fps=fps, name=path, tags=tags)
         elif ext == ".gif":
-            _write_gif(frames, tmp, fps=fps, loop=loop)
+            _write_gif(frames, tmp, fps=fps, loop=loop, comment=tags.get("parameters"))
         else:
-            _write_webp(frames, tmp, fps=fps, loop=loop)
+            _write_webp(frames, tmp, fps=fps, loop=loop, comment=tags.get("parameters"))
     return path
 
 
-def save_frames(frames: Iterable[Frame], folder: str | os.PathLike, start: int = 0) -> list[Path]:
+def video_tags(recipe: "Recipe | None") -> dict[str, str]:
+    """The metadata a video carries: ``parameters`` (the infotext) and ``comment`` (the JSON recipe)."""
+    return {} if recipe is None else {"parameters": recipe.infotext(), "comment": recipe.to_json()}
+
+
+def user_comment_exif(text: str) -> bytes:
+    """EXIF bytes holding ``text`` as UserComment in the UNICODE (UTF-16, big-endian) encoding, the way A1111
+    stores infotext in JPEG and WebP files."""
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + text.encode("utf-16-be")
+    return exif.tobytes()
+
+
+def _ffmetadata(tags: dict[str, str]) -> str:
+    """``tags`` in ffmpeg's FFMETADATA1 file format (``=``, ``;``, ``#``, ``\\`` and newlines escaped)."""
+    def esc(text: str) -> str:
+        for c in ("\\", "=", ";", "#", "\n"):
+            text = text.replace(c, "\\" + c)
+        return text
+
+    return ";FFMETADATA1\n" + "".join(f"{esc(k)}={esc(v)}\n" for k, v in tags.items())
+
+
+def save_frames(frames: Iterable[Frame], folder: str | os.PathLike, start: int = 0,
+                recipe_of: "Callable[[int], Recipe | None] | None" = None) -> list[Path]:
     """Write each frame losslessly as ``folder/frame_00000.png``, ``frame_00001.png`` ... numbered from ``start``.
 
     Each PNG is written atomically, so after an interruption every file present is complete and a render
-    can resume at the next index. ``frames`` may be a generator (written as it yields). Returns the paths.
+    can resume at the next index. ``frames`` may be a generator (written as it yields). ``recipe_of(index)``
+    gives frame ``index``'s recipe: its PNG then carries that infotext and recipe, as every PNG of ours does.
+    Returns the paths.
     """
     if start < 0:
         raise LatentscapeError(f"start got {start}; accepted: a frame index of 0 or more.")
@@ -107,8 +143,14 @@ def save_frames(frames: Iterable[Frame], folder: str | os.PathLike, start: int =
     for index, frame in enumerate(frames, start=start):
         _frame_size(frame, index)
         target = folder / f"frame_{index:05d}.png"
-        with atomic_path(target) as tmp:
-            _rgb_image(frame).save(tmp, format="PNG")
+        recipe = recipe_of(index) if recipe_of is not None else None
+        if recipe is not None:
+            from latentscape.io.recipe import save_png
+
+            save_png(_rgb_image(frame), target, recipe)
+        else:
+            with atomic_path(target) as tmp:
+                _rgb_image(frame).save(tmp, format="PNG")
         paths.append(target)
     return paths
 
@@ -172,26 +214,30 @@ def _even(array: np.ndarray) -> np.ndarray:
     return np.pad(array, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def _write_gif(frames: Sequence[Frame], tmp: Path, *, fps: float, loop: bool) -> None:
+def _write_gif(frames: Sequence[Frame], tmp: Path, *, fps: float, loop: bool, comment: str | None = None) -> None:
     """Animated GIF via Pillow; frames after the first are converted lazily as Pillow writes them."""
     first, *rest = frames
     loop_option = {"loop": 0} if loop else {}  # no NETSCAPE2.0 block at all means "play once"
+    if comment:
+        loop_option["comment"] = comment.encode("utf-8")  # a GIF comment extension (GIF89a allows any length)
     _gif_frame(first).save(
         tmp, format="GIF", save_all=True, append_images=(_gif_frame(f) for f in rest),
         duration=frame_duration_ms(fps, step_ms=10), optimize=False, **loop_option,
     )  # fmt: skip
 
 
-def _write_webp(frames: Sequence[Frame], tmp: Path, *, fps: float, loop: bool) -> None:
+def _write_webp(frames: Sequence[Frame], tmp: Path, *, fps: float, loop: bool, comment: str | None = None) -> None:
     """Animated WebP via Pillow (lossy, quality 90); loop count 0 is forever, 1 plays once."""
     first, *rest = frames
+    extra = {"exif": user_comment_exif(comment)} if comment else {}
     _rgb_image(first).save(
         tmp, format="WEBP", save_all=True, append_images=(_rgb_image(f) for f in rest),
-        duration=frame_duration_ms(fps), quality=WEBP_QUALITY, loop=0 if loop else 1,
+        duration=frame_duration_ms(fps), quality=WEBP_QUALITY, loop=0 if loop else 1, **extra,
     )  # fmt: skip
 
 
-def _write_mp4(frames: Sequence[Frame], tmp: Path, *, size: tuple[int, int], fps: float, name: Path) -> None:
+def _write_mp4(frames: Sequence[Frame], tmp: Path, *, size: tuple[int, int], fps: float, name: Path,
+               tags: dict[str, str] | None = None) -> None:
     """Pipe raw RGB frames into ffmpeg/libx264; raise (leaving cleanup to the caller) if ffmpeg fails.
 
     Uses imageio-ffmpeg's bundled binary directly rather than ``imageio_ffmpeg.write_frames`` because the
@@ -201,12 +247,25 @@ def _write_mp4(frames: Sequence[Frame], tmp: Path, *, size: tuple[int, int], fps
 
     w, h = size[0] + size[0] % 2, size[1] + size[1] % 2
     rate = Fraction(fps).limit_denominator(1001)
-    cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(rate), "-i", "-",
-        "-an", "-c:v", "libx264", "-crf", str(MP4_CRF), "-pix_fmt", "yuv420p",
-        "-movflags", "+faststart", "-f", "mp4", str(tmp),
-    ]  # fmt: skip
+    meta_in: list[str] = []
+    with contextlib.ExitStack() as stack:
+        if tags:  # a metadata file, not -metadata arguments: a long recipe would pass the argument size limit
+            meta = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=".ffmeta", encoding="utf-8"))
+            meta.write(_ffmetadata(tags))
+            meta.flush()
+            meta_in = ["-f", "ffmetadata", "-i", meta.name, "-map", "0:v", "-map_metadata", "1"]
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(rate), "-i", "-", *meta_in,
+            "-an", "-c:v", "libx264", "-crf", str(MP4_CRF), "-pix_fmt", "yuv420p",
+            # use_metadata_tags: keep keys MP4 has no atom for (``parameters``) as mdta tags
+            "-movflags", "+faststart+use_metadata_tags", "-f", "mp4", str(tmp),
+        ]  # fmt: skip
+        _run_ffmpeg(cmd, frames, name)
+
+
+def _run_ffmpeg(cmd: list[str], frames: Sequence[Frame], name: Path) -> None:
+    """Feed the frames to ffmpeg's stdin; raise if it fails."""
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty ffmpeg can't block on a full pipe
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
         assert proc.stdin is not None

@@ -152,10 +152,13 @@ class FrameStore:
             return None
         return load_image(png)
 
-    def put(self, stage: str, start: int, images: Sequence[Image.Image], points: Sequence[tuple[int, int, float]]) -> None:
-        """Write frames ``start``... losslessly and record them (call :meth:`save` after the batch)."""
+    def put(self, stage: str, start: int, images: Sequence[Image.Image], points: Sequence[tuple[int, int, float]],
+            recipe_of=None) -> None:
+        """Write frames ``start``... losslessly and record them (call :meth:`save` after the batch);
+        ``recipe_of(index)``: each frame PNG's recipe (infotext + JSON, see ``io.video.save_frames``)."""
         record = self.data["stages"][stage]
-        for i, path, (a, b, t) in zip(range(start, start + len(images)), save_frames(images, self.folder(stage), start=start), points):
+        saved = save_frames(images, self.folder(stage), start=start, recipe_of=recipe_of)
+        for i, path, (a, b, t) in zip(range(start, start + len(images)), saved, points):
             record["frames"][i] = {"u": record["positions"][i], "a": a, "b": b, "t": t, "png": path.name, "sha256": file_sha256(path)}
 
     def clean_up(self) -> None:

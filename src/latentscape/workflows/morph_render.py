@@ -10,8 +10,9 @@ bit for bit, so the frame on a keyframe is that keyframe's standalone image.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from PIL import Image
@@ -20,6 +21,7 @@ from latentscape.core.interpolate import INTERPOLATORS
 from latentscape.core.noise import draw_noise, seeded_generators
 from latentscape.core.paths import guidance_curve, locate
 from latentscape.io.images import pil_to_tensor
+from latentscape.io.recipe import Recipe
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
 from latentscape.samplers import resolve_sampler
@@ -203,13 +205,51 @@ class FrameRenderer:
                 frames[i] = im
                 self.rendered.setdefault(positions[i], im)
             if self.store is not None:
-                self.store.put(name, start, found, [points[i] for i in chunk])
+                chunk_points = [points[i] for i in chunk]
+                recipe_of = frame_recipes(self.store.data["recipe"], start, chunk_points,
+                                          [self.frame_values(p) for p in chunk_points])
+                self.store.put(name, start, found, chunk_points, recipe_of=recipe_of)
                 self.store.save()
             if self.progress is not None:
                 self.progress(name, chunk.stop, len(positions))
         return frames  # type: ignore[return-value]
 
+    def frame_values(self, point: Point) -> dict[str, float]:
+        """The CFG a point is rendered with (its schedule's, else its keyframes' with the dip), and any other
+        scheduled value: what its frame's infotext reports."""
+        values = dict(self.settings.scheduled(point)) if self.settings.scheduled is not None else {}
+        values.setdefault("cfg", frame_cfg(self.anchors, point, self.settings.cfg_dip))
+        return values
+
     def _known(self, stage: str, index: int, u: float) -> Image.Image | None:
         if self.store is not None and (im := self.store.load(stage, index)) is not None:
             return im
         return self.rendered.get(u)
+
+
+def frame_recipes(recipe_data: Mapping[str, Any], start: int, points: Sequence[Point],
+                  values: Sequence[Mapping[str, float]]) -> Callable[[int], Recipe]:
+    """``index -> recipe`` of the frames ``start``, ``start + 1``, ... at ``points``, for their PNGs.
+
+    A frame's recipe is the morph's (``recipe_data``, its JSON fields) with the frame index as
+    ``batch_index``; its infotext names what the frame shows: the nearer keyframe's prompt and seed (a frame
+    on a keyframe is exactly that keyframe's ``generate`` image, so its infotext reproduces it), the values
+    the frame was rendered with (``values``: its CFG, and where scheduled its guidance rescale and
+    strength), and ``Morph frame`` / ``Morph position`` (keyframe a to b at t).
+    """
+    morph = Recipe.from_json(json.dumps(dict(recipe_data)), source="the morph's recipe")
+    keyframes = [k if isinstance(k, dict) else {} for k in morph.params.get("keyframes") or []]
+    names = {"cfg": "CFG scale", "guidance_rescale": "CFG Rescale phi", "strength": "Denoising strength"}
+
+    def recipe_of(index: int) -> Recipe:
+        a, b, t = points[index - start]
+        kf = keyframes[a if t <= 0.5 else b] if max(a, b) < len(keyframes) else {}
+        extra = {k: v for k, v in morph.infotext_extra.items() if k != "Seed"}  # the frame's own seed, below
+        extra.update({names[k]: round(float(v), 6) for k, v in values[index - start].items() if k in names})
+        extra.update({"Morph frame": index, "Morph position": f"keyframe {a + 1} to {b + 1} at {t:.4f}"})
+        seed = kf.get("seed")
+        seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else morph.seed
+        return dataclasses.replace(morph, batch_index=index, seed=seed, infotext_extra=extra,
+                                   prompt_line=str(kf.get("prompt") or ""))
+
+    return recipe_of
