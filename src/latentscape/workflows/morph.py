@@ -231,7 +231,9 @@ def _recipe(model: Family, plan: _Plan, config: MorphConfig) -> Recipe:
     if plan.images:
         extra["Denoising strength"] = config.strength
     extra.update(schedule_infotext(plan.schedules, plan.timing, config.seed_behavior))
-    return make_recipe("morph", model, plan.params, plan.seed, inputs=plan.inputs, infotext_extra=extra)
+    # the infotext shows the first frame: the first keyframe's prompt and seed (its generate image)
+    return make_recipe("morph", model, plan.params, plan.seed, inputs=plan.inputs,
+                       infotext_extra={**extra, "Seed": plan.keyframes[0].seed}, prompt_line=plan.keyframes[0].prompt or "")
 
 
 def morph(
@@ -368,7 +370,7 @@ def render_morph(
     resolved = dataclasses.replace(config, keyframes=tuple(plan.keyframes), seed=plan.seed)  # the seeds drawn for -1
     out = morph(model, resolved, store=store, callback=callback, progress=progress)
     sequence = pingpong(out.images) if config.pingpong else out.images
-    write_video(sequence, output, fps=config.fps, loop=True)
+    write_video(sequence, output, fps=config.fps, loop=True, recipe=recipe)
     if contact_sheet is not None:
         from latentscape.io.grid import contact_sheet as make_sheet
         from latentscape.io.recipe import save_png
