@@ -60,12 +60,16 @@ def is_a1111_png(path: str) -> bool:
     """A PNG with A1111/Forge ``parameters`` but no latentscape recipe (a morph manifest is not one)."""
     from pathlib import Path
 
+    from latentscape.errors import LatentscapeError
     from latentscape.io.a1111_infotext import png_chunks
     from latentscape.io.recipe import A1111_CHUNK, RECIPE_CHUNK
 
     if Path(path).suffix.lower() == ".json" or not Path(path).is_file():
         return False
-    chunks = png_chunks(path)
+    try:
+        chunks = png_chunks(path)
+    except LatentscapeError:
+        return False  # not a readable image: the recipe reader says why, in its own words
     return RECIPE_CHUNK not in chunks and A1111_CHUNK in chunks
 
 
