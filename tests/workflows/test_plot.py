@@ -38,6 +38,7 @@ def _px(image):
     ("size=64x64,96x32", ((64, 64), (96, 32))),
     ("CFG Scale=2", (2.0,)),
     ("guidance-rescale=0,0.7", (0.0, 0.7)),
+    ("sampler=Euler a,DPM++ 2M Karras,euler", ("euler_a", "dpmpp_2m_karras", "euler")),  # A1111 names too
 ])
 def test_axis_values(text, values):
     axis = parse_axis(text, where="x")

@@ -26,6 +26,7 @@ COMMANDS = (
     "latentscape.interfaces.commands.explore",
     "latentscape.interfaces.commands.latent_map",
     "latentscape.interfaces.commands.sweep",
+    "latentscape.interfaces.commands.plot",
     "latentscape.interfaces.commands.latent_math",
     "latentscape.interfaces.commands.invert",
     "latentscape.interfaces.commands.smoothness",

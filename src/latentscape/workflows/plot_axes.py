@@ -193,19 +193,13 @@ def _range(item: str, whole: bool, where: str) -> list[float] | None:
 
 
 def _sampler(name: str, where: str) -> str:
-    """A sampler name any family accepts (the loaded model's family is checked after it loads)."""
-    from latentscape.samplers import resolve_sampler
+    """latentscape's name for a sampler (latentscape's or A1111's: ``Euler a``, ``DPM++ 2M Karras``); the
+    loaded model's family is checked after it loads."""
+    from latentscape.samplers import canonical_sampler
 
-    for flow in (False, True):
-        try:
-            resolve_sampler(name, flow)
-            return name
-        except LatentscapeError:
-            continue
     try:
-        resolve_sampler(name, False)
+        return canonical_sampler(name)
     except LatentscapeError as exc:
         text = str(exc)
         accepted = text[text.index("accepted:"):] if "accepted:" in text else "accepted: the names `--help` lists."
         raise LatentscapeError(f"{where} got the sampler '{name}', which latentscape does not know; {accepted}") from None
-    return name
