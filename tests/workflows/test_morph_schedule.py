@@ -14,21 +14,12 @@ from latentscape.io.recipe import save_png
 from latentscape.workflows.generate import GenerateConfig, generate
 from latentscape.workflows.keyframes import Keyframe, load_keyframe_document
 from latentscape.workflows.morph import MorphConfig, check_config, morph
-
-STEPS = 3
+from test_morph import STEPS, pixels, standalone  # the same references as the endpoint tests
 
 
 @pytest.fixture(scope="module")
 def sd(tiny_sd):
     return latentscape.load(str(tiny_sd))
-
-
-def pixels(image) -> np.ndarray:
-    return np.asarray(image).astype(np.int16)
-
-
-def standalone(model, prompt, seed, **kw) -> np.ndarray:
-    return pixels(generate(model, GenerateConfig(prompt=prompt, seed=seed, steps=STEPS, **kw)).images[0])
 
 
 def pinned(*items) -> tuple[Keyframe, ...]:
