@@ -150,3 +150,17 @@ def test_size_axis_cells_of_different_sizes_share_one_sheet(sd):
     assert [im.size for im in out.images] == [(32, 32), (64, 32)]
     assert out.latents.numel() == 0 and [t.shape[-1] for t in out.info["latents"]] == [4, 8]
     assert out.info["sheets"][0].width > 2 * 2 * 64  # the 64-px-wide cell decides the column width
+
+
+def test_img2img_plot_over_strength_equals_standalone_img2img(sd, tmp_path):
+    from PIL import Image
+
+    source = tmp_path / "in.png"
+    Image.new("RGB", (32, 32), (180, 40, 90)).save(source)
+    out = plot(sd, PlotConfig(prompt="a dog", steps=2, seed=4, init_image=str(source), x=parse_axis("strength=0,0.5,1")))
+    assert [r.workflow for r in out.recipes] == ["img2img"] * 3
+    for strength, image in zip((0.0, 0.5, 1.0), out.images):
+        alone = generate(sd, GenerateConfig(prompt="a dog", steps=2, seed=4, init_image=str(source), strength=strength))
+        assert np.array_equal(_px(image), _px(alone.images[0])), strength
+    assert out.info["sheet_recipes"][0].inputs["init_image"]["path"] == str(source)
+    assert replay(sd, Recipe.from_json(out.info["sheet_recipes"][0].to_json())).images[0].size == out.info["sheets"][0].size
