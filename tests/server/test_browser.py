@@ -185,6 +185,8 @@ def test_map_point_drag_and_keys_rerender_the_image_and_pin_makes_a_keyframe(bro
     # Enter pins the point: the morph studio gets a third keyframe
     point.send_keys(Keys.ENTER)
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#morph-keyframes li")) == 3)
+    pinned = browser.find_element(By.CSS_SELECTOR, "#morph-keyframes li:nth-child(3) img.kf-thumb")
+    assert pinned.get_attribute("hidden") is None and pinned.get_attribute("src").startswith("data:image/png;base64,")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#map-pins span")) == 1
     _screenshot(browser, "map")
     assert _console_errors(browser) == []
@@ -192,6 +194,16 @@ def test_map_point_drag_and_keys_rerender_the_image_and_pin_makes_a_keyframe(bro
 
 def test_morph_renders_six_frames_and_scrubs_them(browser, server):
     _open(browser, server, "morph")
+    prompts = lambda: [e.get_attribute("value") for e in browser.find_elements(By.CSS_SELECTOR, "#morph-keyframes .kf-prompt")]  # noqa: E731
+    start = prompts()
+    assert len(start) == 2
+    browser.find_element(By.ID, "morph-add").click()
+    assert len(prompts()) == 3
+    browser.find_element(By.CSS_SELECTOR, "#morph-keyframes li:nth-child(3) [aria-label='remove keyframe']").click()
+    browser.find_element(By.CSS_SELECTOR, "#morph-keyframes li:nth-child(1) [aria-label='move keyframe down']").click()
+    assert prompts() == start[::-1]
+    browser.find_element(By.CSS_SELECTOR, "#morph-keyframes li:nth-child(2) [aria-label='move keyframe up']").click()
+    assert prompts() == start
     _set(browser, "morph-frames", 6)
     _set(browser, "morph-steps", RENDER_STEPS)
     browser.find_element(By.ID, "morph-render").click()
