@@ -256,3 +256,25 @@ def test_point_on_a_corner_is_that_corners_generate_and_pin_gives_a_keyframe(stu
     assert "triangle" in one_sentence(client.post("/latentscape/v1/point", json={"corners": corners[:3], "u": 0.8, "v": 0.8}), 422)
     assert "0 to 1" in one_sentence(client.post("/latentscape/v1/point", json={"corners": corners[:2], "u": 2}), 422)
     wait_job(client, morph.json()["id"])
+
+
+def test_vary_of_an_uploaded_latentscape_png_uses_its_recipe_and_variation_seeds(studio, embedded):
+    client, state = studio
+    job = wait_job(client, client.post("/latentscape/v1/jobs/generate", json=GEN).json()["id"])
+    source = client.get(job["results"][0]["url"]).content
+    body = {"image": base64.b64encode(source).decode(), "n": 2, "strength": 0.0, "variation_seed": 100}
+    vary = client.post("/latentscape/v1/jobs/vary", json=body).json()
+    assert state.store.get(vary["id"])["request"].get("seed") is None  # the PNG's own seed, from its recipe
+    vary = wait_job(client, vary["id"])
+    assert vary["status"] == "done", vary["error"]
+    assert vary["recipe"]["seed"] == 7 and vary["recipe"]["params"]["prompt"] == GEN["prompt"]
+    served = pixels(client.get(vary["results"][0]["url"]).content)
+    assert np.abs(served.astype(int) - pixels(source)).max() <= 1  # strength 0: the source (batched: within 1/255)
+    folder = state.store.data_dir / "src.png"
+    folder.write_bytes(source)
+    from latentscape.workflows.vary import vary as vary_workflow, vary_config
+
+    config, recipe = vary_config(f"image:{folder}", n=2, strength=0.0, variation_seed=100)
+    assert recipe is not None and np.array_equal(served, np.asarray(vary_workflow(embedded, config).images[0]))  # = the CLI's
+    strong = wait_job(client, client.post("/latentscape/v1/jobs/vary", json={**body, "strength": 0.6}).json()["id"])
+    assert not np.array_equal(pixels(client.get(strong["results"][0]["url"]).content), pixels(source))

@@ -56,14 +56,17 @@ def enqueue(state, verb: str, body: Any) -> str:
 
 
 async def wait_done(state, job_id: str, timeout: float | None = None) -> dict[str, Any]:
-    start = time.monotonic()
+    """The job's row once it has finished (or after ``timeout`` s): the worker's in-memory note is polled,
+    the database read only when it says so (and once a second, for a job cancelled while queued)."""
+    start = last_read = time.monotonic()
     while True:
-        job = state.store.get(job_id)
-        if job["status"] in ("done", "failed", "cancelled"):
-            return job
-        if timeout is not None and time.monotonic() - start > timeout:
-            return job
-        await asyncio.sleep(0.02)
+        now = time.monotonic()
+        if job_id in state.worker.ended or now - last_read > 1.0 or (timeout is not None and now - start > timeout):
+            last_read = now
+            job = state.store.get(job_id)
+            if job["status"] in ("done", "failed", "cancelled") or (timeout is not None and now - start > timeout):
+                return job
+        await asyncio.sleep(0.01)
 
 
 def router(state) -> APIRouter:

@@ -131,6 +131,9 @@ def _prepare(verb: str, body: dict[str, Any], uploads: Uploads, limits: Limits) 
         elif value is not None:
             body[name] = _keyframe(value, name, uploads)
     for name in ("seed", "variation_seed"):
+        if name == "seed" and verb == "vary" and body.get("init_image") and body.get("seed") is None and \
+                _vary_source(materialize(body["init_image"], uploads.folder))[1] is not None:
+            continue  # a latentscape PNG's variations keep its own seed (its recipe's), as `latentscape vary` does
         if name in known and body.get(name, -1) == -1 and _seed_field_default(cls, name) == -1:
             body[name] = resolve_seed(-1)
     if verb == "morph":
@@ -140,6 +143,18 @@ def _prepare(verb: str, body: dict[str, Any], uploads: Uploads, limits: Limits) 
                 raise LatentscapeError(f"formats got {formats!r}; accepted: a list of {', '.join(available_formats())}.")
             body["formats"] = list(dict.fromkeys(formats))
     return body
+
+
+def _vary_source(path: str, fields: dict[str, Any] | None = None):
+    """``latentscape vary``'s reading of an uploaded source: a latentscape ``generate`` PNG varies by A1111
+    variation seeds from its recipe's prompt, seed and settings (``fields`` override them); any other image by
+    img2img. Returns (config, the PNG's recipe or None)."""
+    from latentscape.workflows.vary import vary_config
+
+    fields = dict(fields or {})
+    if isinstance(fields.get("strength"), list):
+        fields["strength"] = tuple(fields["strength"])
+    return vary_config(f"image:{path}", **fields)
 
 
 def _seed_field_default(cls: type, name: str) -> Any:
@@ -228,7 +243,10 @@ def build(verb: str, request: dict[str, Any], model, folder: Path, limits: Limit
     cls = config_class(verb)
     fields = {k: v for k, v in params.items() if k not in SERVER_FIELDS.get(verb, ())}
     validate_params(cls, fields, source=f"the {verb} request")
-    config = cls.from_params(fields) if hasattr(cls, "from_params") else cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    if verb == "vary" and fields.get("init_image"):
+        config = _vary_source(fields["init_image"], {k: v for k, v in fields.items() if k != "init_image"})[0]
+    else:
+        config = cls.from_params(fields) if hasattr(cls, "from_params") else cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
     check_fields(config)
     steps = getattr(config, "steps", 1)
     require(steps <= limits.max_steps, f"steps got {steps}; this server accepts at most {limits.max_steps}.")

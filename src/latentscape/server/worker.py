@@ -43,6 +43,7 @@ class Worker:
         self._skip = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="latentscape-worker", daemon=True)
         self.done_count = 0
+        self.ended: dict[str, float] = {}  # job id -> when the worker let go of it (waiters poll this, not the database)
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -134,6 +135,10 @@ class Worker:
         finally:
             with self._lock:
                 self.live = {}
+                self.ended[job_id] = time.monotonic()
+                if len(self.ended) > 10_000:  # keep the most recent
+                    for key in list(self.ended)[:5_000]:
+                        del self.ended[key]
 
     def _commit(self, job_id: str, partial: Path, record: dict[str, Any]) -> None:
         for path in partial.iterdir():
