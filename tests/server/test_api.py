@@ -196,7 +196,7 @@ def test_every_workflow_verb_runs_as_a_job(studio, embedded):
     cases = {
         "generate": ({**small, "prompt": "rocket", "image": image, "strength": 0.5}, ["00000-"]),
         "morph": ({**small, "keyframes": [a, b, {"image": image}], "frames": 4, "formats": ["gif", "webp"]},
-                  ["morph.gif", "morph.webp", "sheet.png", "frame_00000.png", "frame_00003.png"]),
+                  ["morph.gif", "morph.webp", "sheet.png", "frame_00000.png", "frame_00003.png", "keyframes.json", "keyframe-2.png"]),
         "vary": ({**small, "prompt": "rocket", "seed": 3, "n": 2}, ["00000-", "00001-"]),
         "blend": ({**small, "inputs": [a, b], "weights": [1, 1]}, ["00000-"]),
         "mix": ({**small, "content": a, "style": "twitter style", "ratio": [0, 0.5]}, ["00000-", "00001-"]),
@@ -216,6 +216,10 @@ def test_every_workflow_verb_runs_as_a_job(studio, embedded):
             assert any(n.startswith(prefix) for n in names), (verb, prefix, names)
         for result in job["results"][:2]:
             assert client.get(result["url"]).status_code == 200
+        if verb == "morph":  # per-keyframe CFG and an image: the command reads the job's own keyframe file
+            assert job["cli"].startswith("latentscape morph --keyframes keyframes.json --frames 4")
+            kf = client.get(f"/latentscape/v1/jobs/{job['id']}/files/keyframes.json").json()
+            assert kf[1] == {"prompt": "fire, twitter style", "seed": 2, "cfg": 5} and kf[2]["image"] == "keyframe-2.png"
         if verb not in ("encode", "decode"):
             assert job["recipe"]["workflow"] in (verb, "img2img", "map") and job["cli"].startswith("latentscape ")
     # replay: the generate job's own PNG, sent back, makes the same pixels
@@ -278,3 +282,11 @@ def test_vary_of_an_uploaded_latentscape_png_uses_its_recipe_and_variation_seeds
     assert recipe is not None and np.array_equal(served, np.asarray(vary_workflow(embedded, config).images[0]))  # = the CLI's
     strong = wait_job(client, client.post("/latentscape/v1/jobs/vary", json={**body, "strength": 0.6}).json()["id"])
     assert not np.array_equal(pixels(client.get(strong["results"][0]["url"]).content), pixels(source))
+
+
+def test_serve_refuses_a_public_address_without_a_token_before_loading(capsys):
+    from latentscape.interfaces.cli import main
+
+    assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentscape serve: error: host '0.0.0.0' is not a loopback address") and "--token" in err

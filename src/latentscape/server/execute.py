@@ -71,10 +71,36 @@ def _morph(config, formats, model, folder: Path, callback, frames) -> dict[str, 
         write_video(sequence, folder / f"morph.{fmt}", fps=config.fps, loop=True)
     names = [f"morph.{f}" for f in formats] + ["sheet.png", main.name + ".manifest.json"]
     names += sorted(p.name for p in folder.glob("frame_*.png"))
+    names += keyframe_file(out.recipe.params.get("keyframes", []), folder)
     rec = record([n for n in names if (folder / n).is_file()], out.recipe, "morph")
+    if "keyframes.json" in names:  # per-keyframe CFG or images: the command reads the job's own keyframe file
+        rec["cli"] = cli_command("morph", {**out.recipe.params, "keyframes": []}).replace(
+            "latentscape morph", "latentscape morph --keyframes keyframes.json", 1)
     rec["positions"] = out.positions
     rec["keyframe_frames"] = out.keyframe_frames
     return rec
+
+
+def keyframe_file(keyframes: list, folder: Path) -> list[str]:
+    """When a command line cannot carry the keyframes (a per-keyframe CFG, an image), write them as the
+    ``keyframes.json`` that ``latentscape morph --keyframes`` reads, with each image beside it as
+    ``keyframe-N.png``; returns the names written (none when the keyframes fit on the command line)."""
+    import json
+    import shutil
+
+    if not any(isinstance(k, dict) and (k.get("cfg") is not None or k.get("image")) for k in keyframes):
+        return []
+    items, names = [], []
+    for i, k in enumerate(keyframes):
+        k = {key: value for key, value in dict(k).items() if value is not None}
+        if k.get("image"):
+            name = f"keyframe-{i}{Path(k['image']).suffix.lower() or '.png'}"
+            source = Path(k["image"]) if Path(k["image"]).is_absolute() else folder / k["image"]  # recipes anchor
+            shutil.copyfile(source, folder / name)  # inputs relative to the output's folder
+            k["image"], names = name, names + [name]
+        items.append(k)
+    (folder / "keyframes.json").write_text(json.dumps(items, indent=1), encoding="utf-8")
+    return ["keyframes.json", *names]
 
 
 def _small(verb: str, built, model, folder: Path, callback, frames) -> dict[str, Any]:
