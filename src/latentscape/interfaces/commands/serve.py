@@ -58,6 +58,9 @@ def run_serve(args: argparse.Namespace) -> int:
         quiet_loading()
     app = create_app(args.model, args.data, host=args.host, token=token, limits=limits, extra_hosts=tuple(args.allow_host),
                      load_options={"device": args.device, "dtype": args.dtype})
+    import gc
+
+    gc.freeze()  # the model's objects live as long as the process: keep them out of every collection (exit takes seconds otherwise)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"latentscape serve: {app.state.studio.model.model_id} on http://{shown}:{args.port}/ (jobs in {args.data})",
           file=sys.stderr, flush=True)
