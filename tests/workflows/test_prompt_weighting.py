@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -131,3 +132,17 @@ def test_long_prompt_warning_is_shown_by_default_on_the_cli(tiny_sd3, tmp_path, 
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 0 and lines == ["WARNING latentscape.models.prompt_encoding: prompt is 301 T5 tokens; sd3 reads only "
                                    "the first 256, the rest is ignored"], err
+
+
+def test_morph_between_prompts_of_different_chunk_counts(sd):
+    """A BREAK (two chunks) keyframe and a one-chunk keyframe batch together: the shorter is padded with
+    empty-prompt chunks (A1111's "pad prompt/negative prompt"), so the longest keyframe's frame is still its
+    generate image; the padded one is close to, not equal to, its own (the padding is attended to)."""
+    from latentscape.workflows.morph import MorphConfig, morph
+
+    kfs = ("a cat BREAK a red chair@1", "a dog@2")
+    out = morph(sd, MorphConfig(keyframes=kfs, frames=3, steps=2, cfg=5.0, width=32, height=32))
+    assert len(out.images) == 3
+    ref = generate(sd, GenerateConfig(prompt="a cat BREAK a red chair", seed=1, steps=2, cfg=5.0, width=32, height=32))
+    first, own = np.asarray(out.images[0], dtype=int), np.asarray(ref.images[0], dtype=int)
+    assert np.abs(first - own).max() <= 1  # the keyframe's own image (to 1/255, as morph's endpoint claim)

@@ -82,7 +82,8 @@ def build_anchors(
         if p not in cache:
             cache[p], un = encode(model, [p], [negative], need_uncond and uncond is None)
             uncond = uncond if uncond is not None else un
-    cond = Conditioning.cat([cache[p] for p in prompts])
+    *conds, uncond = model.match_lengths([*(cache[p] for p in prompts), uncond])  # chunked prompts: one length
+    cond = Conditioning.cat(conds)
     return Anchors(noise=torch.cat(noise), sources=sources, cond=cond, uncond=uncond, cfg=[float(c) for c in cfgs])
 
 
