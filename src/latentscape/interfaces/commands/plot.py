@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from latentscape.interfaces.common import (
@@ -41,15 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_plot)
 
 
-def sheet_paths(out: str | None, count: int, folder: str = "outputs") -> list[Path]:
+def sheet_paths(out: str | None, count: int) -> list[Path]:
     """``-o x.png`` -> x.png (one Z value) or x-0.png, x-1.png, ...; ``-o DIR/`` or none -> DIR/NNNNN-plot[-Z].png."""
-    if out is not None and not is_folder_output(out):
-        path = Path(out)
-        return [path] if count == 1 else [path.with_name(f"{path.stem}-{z}{path.suffix}") for z in range(count)]
-    root = Path(out if out is not None else folder)
-    numbers = [int(m.group(1)) for f in root.iterdir() if (m := re.match(r"(\d{5})-", f.name))] if root.is_dir() else []
-    stem = f"{max(numbers, default=-1) + 1:05d}-plot"
-    return [root / f"{stem}.png"] if count == 1 else [root / f"{stem}-{z}.png" for z in range(count)]
+    from latentscape.interfaces.commands._creative import sheet_path
+
+    path = sheet_path(out, "plot")
+    return [path] if count == 1 else [path.with_name(f"{path.stem}-{z}{path.suffix}") for z in range(count)]
 
 
 def cell_name(cell) -> str:
