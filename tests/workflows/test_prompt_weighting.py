@@ -146,3 +146,13 @@ def test_morph_between_prompts_of_different_chunk_counts(sd):
     ref = generate(sd, GenerateConfig(prompt="a cat BREAK a red chair", seed=1, steps=2, cfg=5.0, width=32, height=32))
     first, own = np.asarray(out.images[0], dtype=int), np.asarray(ref.images[0], dtype=int)
     assert np.abs(first - own).max() <= 1  # the keyframe's own image (to 1/255, as morph's endpoint claim)
+
+
+def test_math_with_a_chunked_prompt_and_a_short_negative(sd):
+    from latentscape.workflows.latent_math import MathConfig, latent_math
+
+    out = latent_math(sd, MathConfig(expression='"a cat BREAK a red chair" - "a cat" + "a dog"', seed=1, steps=2,
+                                     cfg=5.0, width=32, height=32))
+    plain = latent_math(sd, MathConfig(expression='"a red chair" - "a cat" + "a dog"', seed=1, steps=2,
+                                       cfg=5.0, width=32, height=32))
+    assert len(out.images) == 1 and not torch.equal(out.latents, plain.latents)

@@ -76,6 +76,7 @@ def latent_math(model: Family, config: MathConfig, *, callback: StepCallback | N
 
     cond = _conditioning(model, config, prompts, cfg)
     _, uncond = encode_job(model, config, [""], [cfg])  # the negative prompt, when CFG needs it
+    cond, uncond = model.match_lengths([cond, uncond])  # a chunked (long or BREAK) prompt or negative: one length
     seed_terms = seeds or [Term(1.0, dataclasses.replace(terms[0].operand, kind="seed", value=seed))]
     noises, generators = seed_noise([int(t.operand.value) for t in seed_terms], shape)
     noise = combine_noise(noises, [t.coefficient for t in seed_terms])
