@@ -115,6 +115,16 @@ def chunk_count(encoders: Sequence[ClipEncoder], prompt: str) -> int:
     return max(len(e.chunks(prompt)) for e in encoders)
 
 
+def check_unscheduled(text: str, field: str) -> None:
+    """Refuse a prompt that cannot be read, or that uses prompt editing: encoding gives one conditioning for
+    the whole run; editing is scheduled by the workflow (:mod:`latentscape.workflows.prompt_editing`)."""
+    check_prompt(text, field=field)
+    if has_editing(text):
+        raise PromptSyntaxError(
+            f"{field} {text!r} uses prompt editing [from:to:when], which this workflow cannot schedule "
+            "(it samples one conditioning per image); use it with generate or img2img.")
+
+
 def t5_prompts(
     texts: Sequence[str], field: str, *, family: str, clip_tokenizer: Any, t5_tokenizer: Any | None, t5_window: int
 ) -> list[str]:
@@ -123,11 +133,7 @@ def t5_prompts(
     how many tokens are read (T5 ``t5_window``; CLIP 77, only a note when T5 reads the whole prompt)."""
     out = []
     for text in texts:
-        check_prompt(text, field=field)
-        if has_editing(text):
-            raise PromptSyntaxError(
-                f"{field} {text!r} uses prompt editing [from:to:when], which this workflow cannot schedule "
-                "(it samples one conditioning per image); use it with generate or img2img.")
+        check_unscheduled(text, field)
         if not is_plain(text):
             stripped = plain_text(text, field)
             log.warning("%s on %s: token weights and BREAK apply to SD1.x/2.x and SDXL only; encoding %r", field, family, stripped)

@@ -8,10 +8,10 @@ from typing import Sequence
 
 import torch
 
-from latentscape.core.prompt_syntax import PromptSyntaxError, check_prompt, has_editing, is_plain
+from latentscape.core.prompt_syntax import is_plain
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
-from latentscape.models.prompt_encoding import ClipEncoder, chunk_count, encode_weighted
+from latentscape.models.prompt_encoding import ClipEncoder, check_unscheduled, chunk_count, encode_weighted
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,7 @@ class StableDiffusion(Family):
         texts = list(texts)
         encoders = self.clip_encoders()
         for text in texts:
-            check_prompt(text, field=field)
-            if has_editing(text):
-                raise PromptSyntaxError(
-                    f"{field} {text!r} uses prompt editing [from:to:when], which this workflow cannot schedule "
-                    "(it samples one conditioning per image); use it with generate or img2img.")
+            check_unscheduled(text, field)
         simple = [i for i, t in enumerate(texts) if is_plain(t) and chunk_count(encoders, t) == 1]
         if len(simple) == len(texts):
             return self._encode_plain(texts)
