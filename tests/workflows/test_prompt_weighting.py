@@ -104,10 +104,13 @@ def test_bad_prompts_exit_2_before_the_model_loads(no_model, tmp_path, capsys, m
     assert not any(tmp_path.iterdir())  # nothing written
 
 
-def test_weights_interpolate_along_a_path(sd):
+@pytest.mark.parametrize("name", ["sd", "embedded"])  # tiny: weights alone; embedded: with A1111's mean restoration
+def test_weights_interpolate_along_a_path(name, request):
     """(cat:1.0) -> (cat:0.0): the frame at t may encode the prompt with the interpolated weight; that
     conditioning lies between the endpoints' and moves steadily from one to the other, as the lerp of the
-    endpoint conditionings (what morph does today) does."""
+    endpoint conditionings (what morph does today) does (embedded, "(cat face:1.0), twitter style" -> ":0.0":
+    2.1-2.7 % of the endpoints' distance apart)."""
+    sd = request.getfixturevalue(name)
     a, b = "a (cat:1.0) on a chair", "a (cat:0.0) on a chair"
     ca, cb = sd.encode_prompts([a]), sd.encode_prompts([b])
     assert interpolate_weighted(a, b, 0.5) == "a (cat:0.5) on a chair"
