@@ -159,3 +159,16 @@ def test_math_with_a_chunked_prompt_and_a_short_negative(sd):
     plain = latent_math(sd, MathConfig(expression='"a red chair" - "a cat" + "a dog"', seed=1, steps=2,
                                        cfg=5.0, width=32, height=32))
     assert len(out.images) == 1 and not torch.equal(out.latents, plain.latents)
+
+
+def test_vary_keeps_the_prompt_editing_of_its_source(sd):
+    """A generated image with an edited prompt varies with the same schedule: strength 0 is the source."""
+    from latentscape.workflows.vary import VaryConfig, vary
+
+    source = _latents(sd, "a [cat:dog:1]")
+    out = vary(sd, VaryConfig(prompt="a [cat:dog:1]", seed=3, n=2, strength=0.0, variation_seed=7,
+                              steps=4, cfg=5.0, width=32, height=32))
+    assert torch.allclose(out.latents[0], source[0], atol=1e-5) and torch.allclose(out.latents[1], source[0], atol=1e-5)
+    moved = vary(sd, VaryConfig(prompt="a [cat:dog:1]", seed=3, n=1, strength=0.5, variation_seed=7,
+                                steps=4, cfg=5.0, width=32, height=32))
+    assert not torch.allclose(moved.latents[0], source[0], atol=1e-3)

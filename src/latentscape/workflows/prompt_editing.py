@@ -8,12 +8,14 @@ counts the steps it actually runs, as A1111's img2img does.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
+
+import torch
 
 from latentscape.core.prompt_syntax import PromptSyntaxError, has_editing, prompt_schedule
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
-from latentscape.workflows.common import encode
+from latentscape.workflows.common import encode, guidance
 
 CondSchedule = Callable[[int, int], Conditioning]
 
@@ -53,3 +55,12 @@ def encode_edited(
         return cond.repeat(batch), uncond, None
     stages = [(last, cond.select([k]).repeat(batch)) for k, (last, _) in enumerate(schedule)]
     return stages[0][1], uncond, stage_schedule(stages, steps)
+
+
+def encode_job_edited(
+    model: Family, opts: Any, prompt: str, cfg: float, batch: int
+) -> tuple[Conditioning, Conditioning | None, CondSchedule | None]:
+    """:func:`encode_edited` for a workflow's sampling options (``negative``, ``steps``, ``true_cfg``): the
+    prompt repeated ``batch`` times at guidance ``cfg``, as ``render.encode_job`` encodes it when unedited."""
+    need_uncond = model.uses_cfg(torch.tensor([guidance(model, cfg, opts.true_cfg)[1]]))
+    return encode_edited(model, prompt, opts.negative, need_uncond, steps=opts.steps, batch=batch)

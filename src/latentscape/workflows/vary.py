@@ -24,7 +24,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from latentscape.core.interpolate import slerp_a1111
 from latentscape.core.noise import batch_seeds, resolve_seed
@@ -34,8 +34,9 @@ from latentscape.models.family import Family
 from latentscape.sampling import StepCallback
 from latentscape.workflows.common import MAX_BATCH, Output, config_dict, decode_images, make_recipe, require, resolve_size
 from latentscape.workflows.keyframes import IMAGE_EXTENSIONS, parse_keyframe
+from latentscape.workflows.prompt_editing import encode_job_edited
 from latentscape.workflows.render import (
-    SamplingOptions, cfg_of, check_options, encode_job, image_latents, job_size, render, seed_noise,
+    SamplingOptions, cfg_of, check_options, image_latents, job_size, render, seed_noise,
 )
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class VaryConfig(SamplingOptions):
     strength: float | str = "subtle"
     variation_seed: int = -1
     init_image: str | None = None
+
+    PROMPT_EDITING: ClassVar[bool] = True  # the prompt may use A1111 prompt editing [from:to:when]
 
 
 def resolve_strength(strength: float | str, mode: str) -> float:
@@ -165,8 +168,8 @@ def vary(model: Family, config: VaryConfig, *, callback: StepCallback | None = N
         extras = [{**extra, "Variation seed": v, "Variation seed strength": strength} for v in variation_seeds]
         workflow_seeds = [seed] * n
 
-    cond, uncond = encode_job(model, config, [config.prompt] * n, [cfg] * n)
-    latents = render(model, config, noise, cond, uncond, [cfg] * n, generators,
+    cond, uncond, cond_schedule = encode_job_edited(model, config, config.prompt, cfg, n)  # [from:to:when] too
+    latents = render(model, config, noise, cond, uncond, [cfg] * n, generators, cond_schedule=cond_schedule,
                      init_latents=init, strength=strength if init is not None else 1.0, callback=callback)
     images = decode_images(model, latents)
     params = config_dict(dataclasses.replace(config, seed=seed, variation_seed=variation_seed, strength=strength,
