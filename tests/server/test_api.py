@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shlex
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import png_b64, wait_job  # tests/server/conftest.py
+from latentscape.interfaces.cli import build_parser
 
 GEN = {"prompt": "cat face, google style", "steps": 2, "seed": 7}
 
@@ -222,6 +224,10 @@ def test_every_workflow_verb_runs_as_a_job(studio, embedded):
             assert kf[1] == {"prompt": "fire, twitter style", "seed": 2, "cfg": 5} and kf[2]["image"] == "keyframe-2.png"
         if verb not in ("encode", "decode"):
             assert job["recipe"]["workflow"] in (verb, "img2img", "map") and job["cli"].startswith("latentscape ")
+            parsed = build_parser().parse_args(shlex.split(job["cli"])[1:])  # "copy as CLI command" is a valid command
+            assert parsed.command == ("img2img" if job["recipe"]["workflow"] == "img2img" else verb)
+            if hasattr(parsed, "steps"):
+                assert parsed.steps == 2
     # replay: the generate job's own PNG, sent back, makes the same pixels
     job = wait_job(client, ids["vary"]["id"])
     first = client.get(job["results"][0]["url"]).content

@@ -13,7 +13,7 @@ from latentscape.server.requests import BODIES, Limits, build
 KINDS = {".png": "png", ".gif": "gif", ".mp4": "mp4", ".webp": "webp", ".safetensors": "safetensors", ".json": "json",
          ".html": "html", ".npz": "npz"}
 # verb -> the config fields that are the CLI's positional arguments, in order
-POSITIONAL = {"generate": ("prompt",), "morph": ("keyframes",), "blend": ("inputs",), "mix": ("content", "style"),
+POSITIONAL = {"generate": ("prompt",), "img2img": ("prompt",), "morph": ("keyframes",), "blend": ("inputs",), "mix": ("content", "style"),
               "explore": ("point",), "map": ("corners",), "sweep": ("prompts",), "math": ("expression",), "vary": ("prompt",)}
 CLI_VERB = {"generate": "generate", "img2img": "img2img", "morph": "morph", "vary": "vary", "blend": "blend", "mix": "mix",
             "explore": "explore", "map": "map", "sweep": "sweep", "math": "math"}
@@ -159,7 +159,12 @@ def cli_command(workflow: str, params: dict[str, Any]) -> str:
         for item in value if isinstance(value, (list, tuple)) else [value]:
             if item is not None and item != "":
                 words.append(_keyframe_text(item))
-    skip = set(POSITIONAL.get(workflow, ())) | {"init_image", "width", "height", "images", "images_dir", "distance"}
+    if workflow == "vary" and params.get("init_image"):
+        words.append("IMAGE")
+    # fields with no flag: what a grid returns (the CLI writes the sheet and --save-cells), explore's axis seeds
+    # (derived from the seed again), and those the size or the model decide
+    skip = set(POSITIONAL.get(workflow, ())) | {"init_image", "width", "height", "images", "images_dir", "distance",
+                                                 "returns", "axis_seeds"}
     for name, value in params.items():
         if name in skip or value is None or (name in defaults and defaults[name] == value) or isinstance(value, dict):
             continue
