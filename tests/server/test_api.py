@@ -296,3 +296,21 @@ def test_serve_refuses_a_public_address_without_a_token_before_loading(capsys):
     assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("latentscape serve: error: host '0.0.0.0' is not a loopback address") and "--token" in err
+
+
+def test_multipart_upload_of_keyframe_images(studio):
+    client, state = studio
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (30, 160, 220)).save(buf, format="PNG")
+    fields = {"keyframes": [{"image": "file:a"}, "cat face, google style@1"], "frames": 2, "steps": 2, "strength": 0.5,
+              "formats": ["gif"]}
+    r = client.post("/latentscape/v1/jobs/morph", data={"json": json.dumps(fields)}, files={"a": ("a.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 202, r.text
+    job = wait_job(client, r.json()["id"])
+    assert job["status"] == "done", job["error"]
+    assert "keyframe-0.png" in [x["name"] for x in job["results"]]
+    bad = client.post("/latentscape/v1/jobs/morph", data={"json": json.dumps({**fields, "keyframes": [{"image": "file:b"}, "x"]})},
+                      files={"a": ("a.png", buf.getvalue(), "image/png")})
+    assert "names no file part" in one_sentence(bad, 422)
+    assert "'json' field" in one_sentence(client.post("/latentscape/v1/jobs/generate", files={"a": ("a.png", b"x")}), 422)
+    assert len(state.store.list()) == 1

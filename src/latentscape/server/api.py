@@ -23,11 +23,45 @@ def error(status: int, message: str) -> JSONResponse:
 
 
 async def read_json(request: Request) -> Any:
+    """The JSON body; or, for a ``multipart/form-data`` upload, its ``json`` field with every string
+    ``"file:NAME"`` in it replaced by the file part ``NAME`` (then checked like a base64 image)."""
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return await _read_multipart(request)
     raw = await request.body()
     try:
         return json.loads(raw or b"null")
     except ValueError:
         raise LatentscapeError("the request body is not valid JSON.") from None
+
+
+async def _read_multipart(request: Request) -> Any:
+    import base64
+
+    from starlette.datastructures import UploadFile
+
+    form = await request.form(max_files=64, max_fields=64)
+    text = form.get("json")
+    if not isinstance(text, str):
+        raise LatentscapeError("a multipart request needs a 'json' field holding the job's fields; files go in other parts.")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise LatentscapeError("the multipart 'json' field is not valid JSON.") from None
+    files = {name: base64.b64encode(await part.read()).decode() for name, part in form.multi_items() if isinstance(part, UploadFile)}
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("file:"):
+            name = value[len("file:"):]
+            if name not in files:
+                raise LatentscapeError(f"'{value[:60]}' names no file part of this request; parts: {', '.join(sorted(files)) or 'none'}.")
+            return files[name]
+        if isinstance(value, list):
+            return [swap(v) for v in value]
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        return value
+
+    return swap(body)
 
 
 def job_view(job: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
