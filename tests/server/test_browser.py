@@ -272,3 +272,29 @@ def test_a_result_replays_to_identical_pixels(browser, server):
     assert _data(browser, "map-result", "replayDiff") == "0"
     assert browser.find_element(By.CSS_SELECTOR, "#map-result .copied").text == "replayed: identical pixels"
     assert _console_errors(browser) == []
+
+
+def test_map_with_two_corners_is_a_line_and_with_three_a_triangle(browser, server):
+    from selenium.webdriver.support.ui import Select
+
+    _open(browser, server, "map")
+    wait = WebDriverWait(browser, 60)
+    _set(browser, "map-grid", 3)
+    _set(browser, "map-grid-steps", 1)
+    _set(browser, "map-drag-steps", 1)
+    _set(browser, "map-full-steps", 2)
+    for count, cells in ((2, 3), (3, 6)):  # a triangle keeps the cells with u + v <= 1
+        Select(browser.find_element(By.ID, "map-count")).select_by_value(str(count))
+        browser.find_element(By.ID, "map-build").click()
+        wait.until(lambda d: _data(d, "map-area", "ready") == "true" and _data(d, "map-image", "quality") == "full")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#map-cells img")) == cells
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#map-corners li:not([hidden])")) == count
+        point = browser.find_element(By.ID, "map-point")
+        point.send_keys(Keys.HOME)  # (0, 0)
+        wait.until(lambda d: _data(d, "map-image", "quality") == "full" and _data(d, "map-image", "u") == "0")
+        point.send_keys(Keys.END)  # towards (1, 1): a line keeps v = 0, a triangle stops on its edge u + v = 1
+        expected = (1.0, 0.0) if count == 2 else (0.5, 0.5)
+        wait.until(lambda d: _data(d, "map-image", "quality") == "full" and float(_data(d, "map-image", "u")) == expected[0])
+        assert float(_data(browser, "map-image", "v")) == expected[1]
+        assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
+    assert _console_errors(browser) == []

@@ -66,10 +66,11 @@ export async function point(body, opts) {
   };
 }
 
-function unescapeHeader(value) {
+/** A header value the server ASCII-escaped (Python's backslashreplace, newlines as \\n) back to its text. */
+export function unescapeHeader(value) {
   if (!value) return null;
-  try { return JSON.parse(`"${value.replace(/"/g, '\\"')}"`); } catch (_) { /* not JSON escapes */ }
-  try { return decodeURIComponent(value); } catch (_) { return value; }
+  return value.replace(/\\(?:n|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8}))/g, (m, x, u, U) =>
+    m === "\\n" ? "\n" : String.fromCodePoint(parseInt(x || u || U, 16)));
 }
 
 const TERMINAL = new Set(["done", "failed", "cancelled"]);

@@ -64,9 +64,13 @@ export function setupMap({ onPin }) {
     pv = map && map.count === 2 ? 0 : Math.min(1, Math.max(0, pv));
     if (map && map.count === 3 && pu + pv > 1) {  // project back onto the triangle's long edge
       const d = (pu + pv - 1) / 2;
-      pu = Math.min(1, Math.max(0, pu - d)); pv = Math.min(1, Math.max(0, 1 - pu));
+      pu = Math.min(1, Math.max(0, pu - d));
+      pv = 1 - pu;
     }
-    return [round(pu), round(pv)];
+    pu = round(pu);
+    pv = round(pv);
+    if (map && map.count === 3 && pu + pv > 1) pv = round(1 - pu);  // rounding must not step off the triangle
+    return [pu, pv];
   }
 
   // ---- one request at a time: the point's latest wish first, then background cells ----
@@ -84,7 +88,7 @@ export function setupMap({ onPin }) {
         else if (t.generation === map.generation && t.onDone) t.onDone(cache.get(keyOf(t.u, t.v, t.steps)));
       }
     }
-    if (!task) { if (!background.length) progress.textContent = map.ready ? "" : progress.textContent; return; }
+    if (!task) return;
     const key = keyOf(task.u, task.v, task.steps);
     if (cache.has(key)) { finish(task, cache.get(key)); pump(); return; }
     inflight = true;
