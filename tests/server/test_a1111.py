@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import png_b64
-from test_api import nothing_written, one_sentence
+from server_helpers import nothing_written, one_sentence
 
 # what webuiapi 0.9 sends for txt2img besides the prompt (a sample of its ~40 fields)
 WEBUIAPI_FIELDS = {"enable_hr": False, "hr_scale": 2, "hr_upscaler": "Latent", "denoising_strength": 0.7, "styles": [],

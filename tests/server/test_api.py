@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import png_b64, wait_job  # tests/server/conftest.py
+from server_helpers import nothing_written, one_sentence, png_b64, wait_job
 from latentscape.interfaces.cli import build_parser
 
 GEN = {"prompt": "cat face, google style", "steps": 2, "seed": 7}
@@ -20,19 +20,6 @@ GEN = {"prompt": "cat face, google style", "steps": 2, "seed": 7}
 
 def pixels(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
-def nothing_written(state) -> None:
-    assert state.store.list() == []
-    assert list(state.store.uploads_dir.iterdir()) == []
-    assert [p for p in state.store.jobs_dir.iterdir()] == []
-
-
-def one_sentence(response, status: int) -> str:
-    assert response.status_code == status, response.text
-    message = response.json()["error"]
-    assert isinstance(message, str) and message.endswith(".") and "\n" not in message and "Traceback" not in message
-    return message
 
 
 def test_health_info_and_page_routes(studio):

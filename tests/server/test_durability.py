@@ -9,10 +9,9 @@ import time
 
 import httpx
 import numpy as np
-import pytest
 from PIL import Image
 
-from conftest import wait_job
+from server_helpers import wait_job
 
 MORPH = {"keyframes": ["cat face, google style@1", {"prompt": "fire, twitter style", "seed": 2, "cfg": 5}], "frames": 6,
          "steps": 4, "batch_size": 1, "formats": ["gif", "webp"]}
