@@ -189,6 +189,17 @@ def test_map_point_drag_and_keys_rerender_the_image_and_pin_makes_a_keyframe(bro
     assert pinned.get_attribute("hidden") is None and pinned.get_attribute("src").startswith("data:image/png;base64,")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#map-pins span")) == 1
     _screenshot(browser, "map")
+
+    # ... and the morph through it renders (the pinned keyframe goes as its image)
+    browser.find_element(By.ID, "tab-morph").click()
+    _set(browser, "morph-frames", 3)
+    _set(browser, "morph-steps", 2)
+    browser.find_element(By.ID, "morph-render").click()
+    WebDriverWait(browser, 90).until(lambda d: d.find_element(By.ID, "morph-scrub").is_enabled())
+    assert browser.find_element(By.ID, "morph-scrub").get_attribute("max") == "2"
+    names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#morph-downloads a")]
+    assert "keyframes.json" in names and any(n.startswith("keyframe-") and n.endswith(".png") for n in names), names
+    assert "--keyframes keyframes.json" in browser.find_element(By.CSS_SELECTOR, "#morph-result .cli").text
     assert _console_errors(browser) == []
 
 

@@ -10,8 +10,8 @@ const VIDEO_KINDS = ["mp4", "gif", "webp"];
 /** The frame PNGs of a morph job, in frame order (names sort as numbers: frame_00000.png, ...). */
 export function frameResults(results) {
   const pngs = (results || []).filter((r) => r.kind === "png");
-  const frames = pngs.filter((r) => /frame/i.test(r.name));
-  const list = frames.length ? frames : pngs.filter((r) => !/sheet|chart/i.test(r.name));
+  const frames = pngs.filter((r) => /^frame_\d+\.png$/i.test(r.name));
+  const list = frames.length ? frames : pngs.filter((r) => !/sheet|chart|keyframe/i.test(r.name));
   return list.slice().sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
 }
 
@@ -154,8 +154,10 @@ export function setupMorph() {
     for (const r of videos) {
       downloads.append(el("a", { href: fileUrl(r.url), download: r.name, text: `${r.kind} (${r.name})` }));
     }
-    const manifest = (job.results || []).find((r) => r.kind === "json");
-    if (manifest) downloads.append(el("a", { href: fileUrl(manifest.url), download: manifest.name, text: "manifest (json)" }));
+    // the manifest, and the keyframe file + images a `--keyframes keyframes.json` command line reads
+    const files = (job.results || []).filter((r) => r.kind === "json" || /^keyframe/i.test(r.name));
+    if (files.length) downloads.append(el("br"), "Files: ");
+    for (const r of files) downloads.append(el("a", { href: fileUrl(r.url), download: r.name, text: r.name }));
     await showJobResult(resultEl, job, frames.length ? frames[0].result : null, { byRecipe: true });
   }
 
