@@ -15,11 +15,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -42,46 +38,13 @@ SHOTS = os.environ.get("LATENTSCAPE_STUDIO_SCREENSHOTS")
 GRID, GRID_STEPS, DRAG_STEPS, FULL_STEPS, RENDER_STEPS = (5, 10, 6, 20, 16) if SHOTS else (3, 2, 2, 4, 3)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _latentscape() -> list[str]:
-    script = Path(sys.executable).with_name("latentscape")
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from latentscape.interfaces.cli import main; main()"]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
-    data = tmp_path_factory.mktemp("studio-data")
-    log = (data.parent / "serve.log").open("wb")
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-    proc = subprocess.Popen(_latentscape() + ["serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.close()
-            pytest.fail("latentscape serve did not come up:\n" + (data.parent / "serve.log").read_text(errors="replace")[-3000:])
-        time.sleep(0.25)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    from server_helpers import LiveServer, free_port
+
+    live = LiveServer(tmp_path_factory.mktemp("studio") / "data", free_port()).start()
+    yield live.url
+    live.stop()
 
 
 @pytest.fixture(scope="module")
