@@ -272,3 +272,59 @@ def test_map_with_two_corners_is_a_line_and_with_three_a_triangle(browser, serve
         assert float(_data(browser, "map-image", "v")) == expected[1]
         assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
     assert _console_errors(browser) == []
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory):
+    """``latentscape serve`` with a token (from LATENTSCAPE_TOKEN, as a user would set it); /health needs it too."""
+    import subprocess
+    import sys
+
+    import httpx
+    from server_helpers import free_port
+
+    token, port = "studio-test-token", free_port()
+    folder = tmp_path_factory.mktemp("studio-token")
+    env = {**os.environ, "LATENTSCAPE_TOKEN": token, "OMP_NUM_THREADS": "1"}
+    with (folder / "serve.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "latentscape.interfaces.cli", "serve", "--port", str(port), "--data",
+                                 str(folder / "data"), "--threads", "1"], stdout=log, stderr=log, env=env)
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{url}/health", headers={"Authorization": f"Bearer {token}"}, timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("latentscape serve --token did not come up: " + (folder / "serve.log").read_text(errors="replace")[-2000:])
+        time.sleep(0.2)
+    yield url, token
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_with_a_token_the_page_sends_it_on_every_call_and_file(browser, token_server):
+    import httpx
+
+    url, token = token_server
+    assert httpx.get(url + "/latentscape/v1/info").status_code == 401  # the server does want it ...
+    assert httpx.get(url + "/").status_code == 401  # ... for the page too (GET /?token=T) ...
+    assert httpx.get(url + "/static/js/main.js").status_code == 200  # ... not for its shipped files, which <script> loads
+    browser.get("about:blank")
+    browser.get(f"{url}/?token={token}#morph")
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+    browser.get_log("browser")
+    _set(browser, "morph-frames", 2)
+    _set(browser, "morph-steps", 1)
+    browser.find_element(By.ID, "morph-render").click()  # POST with the Bearer header, then <img>/<a> with ?token=
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "morph-scrub").is_enabled())
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+        "const i = document.getElementById('morph-frame'); return i.complete && i.naturalWidth > 0"))
+    assert f"token={token}" in browser.find_element(By.ID, "morph-frame").get_attribute("src")
+    assert all(f"token={token}" in a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#morph-downloads a"))
+    assert _console_errors(browser) == []

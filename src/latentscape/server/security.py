@@ -99,7 +99,7 @@ class SecurityMiddleware:
                 _port(parts) == _port(urlsplit(f"http://{headers.get('host', '')}"))
             if not same:
                 return 403, f"Origin '{origin[:80]}' is another site; cross-site requests are refused."
-        if self.access.token:
+        if self.access.token and not _public_asset(scope):
             given = None
             auth = headers.get("authorization", "")
             if auth.lower().startswith("bearer "):
@@ -112,6 +112,13 @@ class SecurityMiddleware:
             if not hmac.compare_digest(given.encode(), self.access.token.encode()):
                 return 401, "the token is wrong."
         return None
+
+
+def _public_asset(scope) -> bool:
+    """The page's own shipped files (GET /static/...): the browser loads them from the page's <link>/<script>
+    tags and module imports, which cannot carry a token; they hold no data. The page itself (GET /?token=T),
+    the API, job files and previews still need the token."""
+    return scope.get("method") in ("GET", "HEAD") and scope.get("path", "").startswith("/static/")
 
 
 def _port(parts) -> int:
