@@ -54,3 +54,15 @@ def test_flow_heun_is_refused_where_it_cannot_follow_the_schedule(tiny_flux, tin
     sd3 = latentscape.load(str(tiny_sd3))  # SD3's fixed shift: heun follows it
     out = generate(sd3, GenerateConfig(prompt="p", steps=2, sampler="heun", seed=1))
     assert np.isfinite(out.latents.numpy()).all()
+
+
+def test_a_chunked_prompt_with_a_short_negative_is_padded_like_encode_does(sd):
+    """Callers that encode themselves (the Python API, the embedded model's eval) pass a long prompt's
+    multi-chunk conditioning with a one-chunk negative: the loop pads them as workflows.common.encode does."""
+    long_prompt = ", ".join(["a small red cat"] * 30)
+    cond, uncond = sd.encode_prompts([long_prompt]), sd.encode_negatives([""])
+    assert cond.embeds.shape[1] > uncond.embeds.shape[1]
+    noise = seeded_noise([3], sd.latent_format.latent_shape(32, 32))
+    raw = denoise(sd, noise, cond, uncond, steps=2, guidance_scale=6.0)
+    cond_m, uncond_m = encode(sd, [long_prompt], [""], need_uncond=True)
+    assert torch.equal(raw, denoise(sd, noise, cond_m, uncond_m, steps=2, guidance_scale=6.0))

@@ -184,7 +184,11 @@ def denoise(
         raise ValueError("guidance_scale > 1 needs an unconditional conditioning")
 
     def batched(c: Conditioning) -> Conditioning:
-        return (Conditioning.cat([uncond, c]) if use_cfg else c).to(model.device, model.dtype)
+        if not use_cfg:
+            return c.to(model.device, model.dtype)
+        # a chunked (long) prompt and a short negative: pad to one token count, as A1111 does
+        u, c = model.match_lengths([uncond, c])
+        return Conditioning.cat([u, c]).to(model.device, model.dtype)
 
     current = cond
     cond_in = batched(cond)
