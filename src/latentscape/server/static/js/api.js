@@ -54,7 +54,7 @@ export const getJob = (id) => getJSON(`${API}/jobs/${encodeURIComponent(id)}`);
 export const cancelJob = (id) => postJSON(`${API}/jobs/${encodeURIComponent(id)}/cancel`, {});
 export const pin = (body) => postJSON(`${API}/point/pin`, body);
 
-/** POST /point: a PNG rendered synchronously; returns {blob, seed, infotext, cli}. */
+/** POST /point: a PNG rendered synchronously; returns {blob, seed, infotext}. */
 export async function point(body, opts) {
   const response = await call("POST", `${API}/point`, body, { ...opts, raw: true });
   const blob = await response.blob();
@@ -62,7 +62,6 @@ export async function point(body, opts) {
     blob,
     seed: response.headers.get("X-Latentscape-Seed"),
     infotext: unescapeHeader(response.headers.get("X-Latentscape-Infotext")),
-    cli: unescapeHeader(response.headers.get("X-Latentscape-Cli")),
   };
 }
 

@@ -45,7 +45,7 @@ export function setupMap({ onPin }) {
   // ---- the map being explored (a snapshot taken when it is rendered) ----
   let map = null;           // {corners, count, n, cfg, dragSteps, fullSteps, gridSteps, generation}
   let generation = 0;
-  const cache = new Map();  // key -> {url, blob, seed, infotext, cli, steps}
+  const cache = new Map();  // key -> {url, blob, seed, infotext, steps}
   let u = 0.5, v = 0.5;
   let shown = null;         // {key, u, v, steps}
   let shownCount = 0;
@@ -140,7 +140,7 @@ export function setupMap({ onPin }) {
     const meta = entry.meta || (entry.meta = await pngMetadata(entry.blob));
     if (shown.u !== pu || shown.v !== pv || shown.steps !== entry.steps) return;
     showResult(resultEl, {
-      infotext: meta.infotext || entry.infotext, recipe: meta.recipe, cli: entry.cli, image: entry.blob,
+      infotext: meta.infotext || entry.infotext, recipe: meta.recipe, cli: null, image: entry.blob,
       replayBody: meta.recipe ? async () => ({ image: await blobToBase64(entry.blob) }) : null,
     });
     if (quality === "full") prefetchNeighbours(pu, pv);

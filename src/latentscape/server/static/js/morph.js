@@ -113,10 +113,6 @@ export function setupMorph() {
         const p = progressOf(j);
         progress.value = p.fraction;
         progressLabel.textContent = `Morph ${p.text}`;
-        if (j.preview && j.status === "running") {
-          frameImg.src = fileUrl(`/latentscape/v1/jobs/${encodeURIComponent(j.id)}/preview?t=${Date.now()}`);
-          frameCaption.textContent = "live preview";
-        }
       });
       cancelButton.hidden = true;
       if (job.status !== "done") {
