@@ -30,6 +30,7 @@ class Family(ABC):
     pipeline_class: ClassVar[str]  # these three come from the family's entry in models/registry.py
     is_flow: ClassVar[bool] = False  # flow matching (SD3, FLUX) rather than eps/v prediction
     default_cfg: ClassVar[float] = 7.5
+    prompt_weighting: ClassVar[bool] = False  # A1111 (word:1.2) emphasis changes the conditioning (CLIP families)
     # VAE calls run this many images at a time: bounded memory for big grids, and with 1 every image's
     # encode/decode is the same computation whatever job it belongs to (exact one-hot/corner/endpoint claims).
     vae_batch: int = 1

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 class StableDiffusion(Family):
     name = "sd"
+    prompt_weighting = True
 
     @property
     def embedded_guidance(self) -> bool:

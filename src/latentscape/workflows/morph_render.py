@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -20,6 +20,7 @@ from PIL import Image
 from latentscape.core.interpolate import INTERPOLATORS
 from latentscape.core.noise import draw_noise, seeded_generators
 from latentscape.core.paths import guidance_curve, locate
+from latentscape.core.prompt_syntax import interpolate_weighted
 from latentscape.io.images import pil_to_tensor
 from latentscape.io.recipe import Recipe
 from latentscape.models.conditioning import Conditioning
@@ -57,6 +58,8 @@ class Anchors:
     uncond: Conditioning | None  # 1 item, shared
     cfg: list[float]  # the CFG each keyframe uses
     latents: torch.Tensor | None = None  # (K, C, h, w) img2img starting latents; None for txt2img
+    prompts: list[str] = field(default_factory=list)  # per keyframe: weighted prompts interpolate their weights
+    weighted: dict[str, Conditioning] = field(default_factory=dict)  # in-between weighted prompts, encoded once
 
 
 def build_anchors(
@@ -84,7 +87,27 @@ def build_anchors(
             uncond = uncond if uncond is not None else un
     *conds, uncond = model.match_lengths([*(cache[p] for p in prompts), uncond])  # chunked prompts: one length
     cond = Conditioning.cat(conds)
-    return Anchors(noise=torch.cat(noise), sources=sources, cond=cond, uncond=uncond, cfg=[float(c) for c in cfgs])
+    return Anchors(noise=torch.cat(noise), sources=sources, cond=cond, uncond=uncond, cfg=[float(c) for c in cfgs],
+                   prompts=list(prompts))
+
+
+def weighted_rows(model: Family, anchors: Anchors, points: Sequence[Point], cond: Conditioning) -> Conditioning:
+    """Frames between two keyframes that are the same text with different A1111 weights (``(cat:1.0)`` ->
+    ``(cat:0.0)``) get the prompt with the interpolated weights, encoded as ``generate`` would encode it,
+    in place of the lerped conditioning (which A1111's mean-restoring emphasis makes only close to it).
+    Keyframes themselves (t = 0 or 1) keep their own rows, so endpoints stay exact."""
+    rows: list[Conditioning] | None = None
+    for i, (a, b, t) in enumerate(points):
+        if not model.prompt_weighting or not anchors.prompts or anchors.prompts[a] == anchors.prompts[b] or float(t) in (0.0, 1.0):
+            continue
+        text = interpolate_weighted(anchors.prompts[a], anchors.prompts[b], float(t))
+        if text is None:
+            continue
+        if text not in anchors.weighted:
+            anchors.weighted[text] = model.encode_prompts([text])
+        rows = rows if rows is not None else [cond.select([j]) for j in range(len(points))]
+        rows[i] = anchors.weighted[text]
+    return cond if rows is None else Conditioning.cat(model.match_lengths(rows))
 
 
 def encode_images(model: Family, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -129,6 +152,7 @@ def render_latents(
     cond_interp = INTERPOLATORS[settings.cond_interpolation]
     noise = interp(anchors.noise[a], anchors.noise[b], t)
     cond = anchors.cond.select(a).zip_map(anchors.cond.select(b), lambda x, y: cond_interp(x, y, t))
+    cond = weighted_rows(model, anchors, points, cond)
     uncond = anchors.uncond.repeat(len(points)) if anchors.uncond is not None else None
 
     split = [model.split_guidance(v["cfg"] if "cfg" in v else frame_cfg(anchors, p, settings.cfg_dip), settings.true_cfg)
