@@ -244,8 +244,15 @@ def test_point_on_a_corner_is_that_corners_generate_and_pin_gives_a_keyframe(stu
         assert r.status_code == 200 and r.headers["x-latentscape-seed"] == "7"
         assert np.array_equal(pixels(r.content), own), n
         assert "Seed: 7" in r.headers["x-latentscape-infotext"]
-    mid = client.post("/latentscape/v1/point", json={"corners": corners, "u": 0.5, "v": 0.5, "steps": 2})
+    mid = client.post("/latentscape/v1/point", json={"corners": corners, "u": 0.25, "v": 0.5, "steps": 2})
     assert not np.array_equal(pixels(mid.content), own)
+    command = mid.headers["x-latentscape-cli"]  # the map view's "Copy as CLI command"
+    assert command.isascii() and command.startswith("latentscape blend ")
+    parsed = build_parser().parse_args(shlex.split(command)[1:])
+    assert parsed.command == "blend" and parsed.steps == 2 and parsed.inputs[:3] == corners[:3]
+    assert [float(w) for w in parsed.weights.split(",")] == [0.375, 0.125, 0.375, 0.125]
+    own_cfg = client.post("/latentscape/v1/point", json={"corners": [corners[0], {"prompt": "fire", "seed": 2, "cfg": 5}], "u": 0.5})
+    assert own_cfg.status_code == 200 and "x-latentscape-cli" not in own_cfg.headers  # no blend flag carries a corner's CFG
     pin = client.post("/latentscape/v1/point/pin", json={"corners": corners[:2], "u": 0.25, "steps": 2}).json()
     assert pin["weights"] == [0.75, 0.25] and pin["keyframe"]["prompt"] == "cat face, google style"
     morph = client.post("/latentscape/v1/jobs/morph", json={"keyframes": [corners[0], pin["keyframe"]], "frames": 2, "steps": 2})

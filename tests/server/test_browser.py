@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -32,6 +33,9 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from latentscape.interfaces.cli import build_parser  # noqa: E402
+from latentscape.server.point import point_weights  # noqa: E402
 
 SHOTS = os.environ.get("LATENTSCAPE_STUDIO_SCREENSHOTS")
 # low steps keep the test fast; the screenshots for the docs get pictures worth looking at
@@ -136,6 +140,13 @@ def test_map_point_drag_and_keys_rerender_the_image_and_pin_makes_a_keyframe(bro
     assert v == pytest.approx(0.5 - 80 / (area["height"] * span), abs=0.03)
     after = _pixels(browser, "map-image")
     assert len(after) == len(before) and after != before, "the image under the point did not change after the drag"
+    # "Copy as CLI command": the server's blend command for the point now under the cursor
+    wait.until(lambda d: f"--steps {FULL_STEPS} " in d.find_element(By.CSS_SELECTOR, "#map-result .cli").text)
+    assert browser.find_element(By.CSS_SELECTOR, "#map-result .copy-cli").is_enabled()
+    command = build_parser().parse_args(shlex.split(browser.find_element(By.CSS_SELECTOR, "#map-result .cli").text)[1:])
+    corners = int(_data(browser, "map-area", "corners"))
+    assert command.command == "blend" and len(command.inputs) == corners
+    assert [float(w) for w in command.weights.split(",")] == pytest.approx(point_weights(corners, u, v), abs=1e-4)
     shown = int(_data(browser, "map-image", "shown"))
 
     # the keyboard moves the point by 0.05 and the image follows (a low-step preview, then full quality)

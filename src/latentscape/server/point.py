@@ -5,8 +5,9 @@ point's weights: 2 corners ``(1-u, u)``; 3 corners barycentric ``(1-u-v, u, v)``
 bilinear ``((1-u)(1-v), u(1-v), (1-u)v, uv)``. A corner's own weight is one-hot, so the point on a corner is
 that corner's ``generate`` image. It runs on the worker thread ahead of the queue (between the steps of a
 running job), not as a stored job: a drag makes many throwaway renders. The response carries the recipe's
-infotext and seed in headers; ``/point/pin`` returns a keyframe (the rendered image, the nearest corner's
-prompt and the interpolated CFG) that the morph studio can use.
+infotext, seed and (when a command line can express it) the ``latentscape blend`` command in headers;
+``/point/pin`` returns a keyframe (the rendered image, the nearest corner's prompt and the interpolated CFG)
+that the morph studio can use.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fastapi.responses import Response
 
 from latentscape.errors import LatentscapeError
 from latentscape.server.api import read_json
+from latentscape.server.execute import cli_command
 
 POINT_FIELDS = ("corners", "u", "v", "steps", "cfg", "sampler", "negative", "seed", "width", "height", "strength", "true_cfg",
                 "guidance_rescale")
@@ -85,9 +87,12 @@ def router(state) -> APIRouter:
     async def point(request: Request):
         _, out = await render_point(request)
         recipe = out.recipes[0]
-        return Response(png_bytes(out.images[0], recipe), media_type="image/png", headers={
-            "X-Latentscape-Infotext": recipe.infotext().encode("ascii", "backslashreplace").decode("ascii").replace("\n", "\\n"),
-            "X-Latentscape-Seed": str(recipe.seed), "Cache-Control": "no-store"})
+        headers = {"X-Latentscape-Infotext": header_text(recipe.infotext()), "X-Latentscape-Seed": str(recipe.seed),
+                   "Cache-Control": "no-store"}
+        command = point_cli(recipe.params)
+        if command is not None:
+            headers["X-Latentscape-Cli"] = header_text(command)
+        return Response(png_bytes(out.images[0], recipe), media_type="image/png", headers=headers)
 
     @r.post("/point/pin")
     async def pin(request: Request):
@@ -104,6 +109,19 @@ def router(state) -> APIRouter:
                 "recipe": _recipe_dict(recipe)}
 
     return r
+
+
+def point_cli(params: dict[str, Any]) -> str | None:
+    """The ``latentscape blend ... --weights ...`` command that renders this point, or None when a corner has
+    its own CFG (a blend command line has no per-input CFG, so no command would make the same image)."""
+    if any(isinstance(k, dict) and k.get("cfg") is not None for k in params.get("inputs", ())):
+        return None
+    return cli_command("blend", dict(params))
+
+
+def header_text(text: str) -> str:
+    """``text`` as an ASCII header value: non-ASCII backslash-escaped, newlines as the two characters ``\\n``."""
+    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\n", "\\n")
 
 
 def png_bytes(image, recipe) -> bytes:

@@ -54,7 +54,8 @@ export const getJob = (id) => getJSON(`${API}/jobs/${encodeURIComponent(id)}`);
 export const cancelJob = (id) => postJSON(`${API}/jobs/${encodeURIComponent(id)}/cancel`, {});
 export const pin = (body) => postJSON(`${API}/point/pin`, body);
 
-/** POST /point: a PNG rendered synchronously; returns {blob, seed, infotext}. */
+/** POST /point: a PNG rendered synchronously; returns {blob, seed, infotext, cli} (cli: null when no command
+ * line can make that point, e.g. a corner with its own CFG). */
 export async function point(body, opts) {
   const response = await call("POST", `${API}/point`, body, { ...opts, raw: true });
   const blob = await response.blob();
@@ -62,6 +63,7 @@ export async function point(body, opts) {
     blob,
     seed: response.headers.get("X-Latentscape-Seed"),
     infotext: unescapeHeader(response.headers.get("X-Latentscape-Infotext")),
+    cli: unescapeHeader(response.headers.get("X-Latentscape-Cli")),
   };
 }
 

@@ -140,7 +140,8 @@ export function setupMap({ onPin }) {
     const meta = entry.meta || (entry.meta = await pngMetadata(entry.blob));
     if (shown.u !== pu || shown.v !== pv || shown.steps !== entry.steps) return;
     showResult(resultEl, {
-      infotext: meta.infotext || entry.infotext, recipe: meta.recipe, cli: null, image: entry.blob,
+      infotext: meta.infotext || entry.infotext, recipe: meta.recipe, cli: entry.cli, image: entry.blob,
+      noCliReason: "a corner has its own CFG, and a blend command line has no per-input CFG",
       replayBody: meta.recipe ? async () => ({ image: await blobToBase64(entry.blob) }) : null,
     });
     if (quality === "full") prefetchNeighbours(pu, pv);

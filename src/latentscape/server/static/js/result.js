@@ -35,7 +35,7 @@ async function copyText(text) {
 
 /**
  * Fill `container` with a result.
- * spec: {infotext, recipe, cli, image: Blob|null (the PNG to compare a replay with), compareName (its result name),
+ * spec: {infotext, recipe, cli, noCliReason (the disabled copy button's title when cli is null), image: Blob|null (the PNG to compare a replay with), compareName (its result name),
  *        replayBody: () => Promise<object>|null (the body of POST jobs/replay), onReplayed(job)}
  */
 export function showResult(container, spec) {
@@ -52,7 +52,7 @@ export function showResult(container, spec) {
       note.textContent = ok ? "copied" : "select the command below and copy it";
     });
   } else {
-    copy.disabled = true; copy.title = "the server gave no command line for this result";
+    copy.disabled = true; copy.title = spec.noCliReason || "the server gave no command line for this result";
   }
   if (spec.replayBody) {
     replay.addEventListener("click", async () => {
