@@ -153,10 +153,11 @@ def test_cancel_a_queued_and_a_running_job_and_the_live_preview(studio):
     wait_job(client, long, until=("running",))
     assert client.post(f"/latentscape/v1/jobs/{queued}/cancel").json() == {"id": queued, "status": "cancelled"}
     start = time.monotonic()
-    while client.get(f"/latentscape/v1/jobs/{long}/preview").status_code != 200:
+    while not client.get(f"/latentscape/v1/jobs/{long}").json()["preview"]:  # the page asks for /preview only then
         assert time.monotonic() - start < 30
         time.sleep(0.02)
     preview = client.get(f"/latentscape/v1/jobs/{long}/preview")
+    assert preview.status_code == 200
     assert Image.open(io.BytesIO(preview.content)).size == (64, 64)
     assert client.get(f"/latentscape/v1/jobs/{long}").json()["progress"]["total"] == 150
     assert client.post(f"/latentscape/v1/jobs/{long}/cancel").json()["status"] == "running"  # stops at its next step
@@ -164,6 +165,13 @@ def test_cancel_a_queued_and_a_running_job_and_the_live_preview(studio):
     assert job["status"] == "cancelled" and job["results"] == [] and job["progress"]["step"] < 150
     assert wait_job(client, queued)["status"] == "cancelled"
     assert not state.store.folder(long).exists() and not state.store.folder(queued).exists()
+    assert client.get(f"/latentscape/v1/jobs/{queued}").json()["preview"] is False
+    # just after the job ends its last preview still answers (a page's request in flight gets no 404) ...
+    assert client.get(f"/latentscape/v1/jobs/{long}").json()["preview"] is True
+    assert client.get(f"/latentscape/v1/jobs/{long}/preview").status_code == 200
+    # ... until the next job starts
+    wait_job(client, client.post("/latentscape/v1/jobs/generate", json=GEN).json()["id"])
+    assert [j["preview"] for j in client.get("/latentscape/v1/jobs").json()["jobs"] if j["id"] == long] == [False]
     one_sentence(client.get(f"/latentscape/v1/jobs/{long}/preview"), 404)
 
 

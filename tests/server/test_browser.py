@@ -195,6 +195,7 @@ def test_morph_renders_six_frames_and_scrubs_them(browser, server):
     wait = WebDriverWait(browser, 90)
     wait.until(lambda d: d.find_element(By.ID, "morph-scrub").is_enabled())
     assert browser.find_element(By.ID, "morph-progress").get_attribute("value") == "1"
+    assert int(_data(browser, "morph-frame", "previews") or 0) > 0, "no live preview was shown while the morph rendered"
     scrub = browser.find_element(By.ID, "morph-scrub")
     assert scrub.get_attribute("max") == "5"
     assert _data(browser, "morph-frame", "frame") == "0"

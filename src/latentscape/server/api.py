@@ -64,8 +64,9 @@ async def _read_multipart(request: Request) -> Any:
     return swap(body)
 
 
-def job_view(job: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """A job row as the API shows it (the live progress for the running job)."""
+def job_view(job: dict[str, Any], live: dict[str, Any], preview: bool = False) -> dict[str, Any]:
+    """A job row as the API shows it (the live progress for the running job; ``preview``: whether
+    ``GET jobs/{id}/preview`` has an image for it now)."""
     base = f"/latentscape/v1/jobs/{job['id']}/files/"
     progress = {"step": 0, "total": 0, "frame": 0, "frames": 0, **(job.get("progress") or {})}
     if live.get("id") == job["id"]:
@@ -75,6 +76,7 @@ def job_view(job: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
         "created": job["created"], "started": job["started"], "finished": job["finished"], "attempts": job["attempts"],
         "results": [{**r, "url": base + r["name"]} for r in job["results"]] if job["status"] == "done" else [],
         "recipe": job["recipe"], "infotext": job["infotext"], "cli": job["cli"], "error": job["error"],
+        "preview": preview,
     }
 
 
@@ -126,7 +128,8 @@ def router(state) -> APIRouter:
     @r.get("/jobs")
     def list_jobs(limit: int = 50):
         live = state.worker.snapshot()
-        return {"jobs": [job_view(j, live) for j in state.store.list(max(1, min(int(limit), 500)))]}
+        return {"jobs": [job_view(j, live, state.worker.preview(j["id"]) is not None)
+                         for j in state.store.list(max(1, min(int(limit), 500)))]}
 
     def get_job(job_id: str) -> dict[str, Any]:
         job = state.store.get(job_id) if valid_job_id(job_id) else None
@@ -136,7 +139,8 @@ def router(state) -> APIRouter:
 
     @r.get("/jobs/{job_id}")
     def job(job_id: str):
-        return job_view(get_job(job_id), state.worker.snapshot())
+        job = get_job(job_id)
+        return job_view(job, state.worker.snapshot(), state.worker.preview(job_id) is not None)
 
     @r.get("/jobs/{job_id}/files/{name}")
     def job_file(job_id: str, name: str):
@@ -149,10 +153,10 @@ def router(state) -> APIRouter:
     @r.get("/jobs/{job_id}/preview")
     def job_preview(job_id: str):
         get_job(job_id)
-        live = state.worker.snapshot()
-        if live.get("id") != job_id or not live.get("preview"):
-            raise _NotFound(f"job '{job_id}' has no live preview now (it is not running, or no step has finished yet).")
-        return Response(live["preview"], media_type="image/png", headers={"Cache-Control": "no-store"})
+        preview = state.worker.preview(job_id)
+        if preview is None:
+            raise _NotFound(f"job '{job_id}' has no live preview now (no step has finished yet, or another job has started since).")
+        return Response(preview, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @r.post("/jobs/{job_id}/cancel")
     def cancel(job_id: str):

@@ -36,6 +36,9 @@ class Worker:
     def __init__(self, store: JobStore, model, limits: Limits, *, poll_s: float = 0.05):
         self.store, self.model, self.limits, self.poll_s = store, model, limits, poll_s
         self.live: dict[str, Any] = {}  # the running job: id, progress, preview PNG bytes, started
+        # the last ended job's final preview, kept until the next job starts: a page that saw "preview": true
+        # while the job ran may ask for it just after the job ends, and gets the image, not a 404
+        self.last_preview: tuple[str, bytes] | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -69,6 +72,15 @@ class Worker:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return dict(self.live)
+
+    def preview(self, job_id: str) -> bytes | None:
+        """The latest live preview PNG of ``job_id`` (running, or the last job that ended), or None."""
+        with self._lock:
+            if self.live.get("id") == job_id:
+                return self.live.get("preview")
+            if self.last_preview is not None and self.last_preview[0] == job_id:
+                return self.last_preview[1]
+        return None
 
     def interrupt(self) -> str | None:
         """Cancel the running job (A1111 ``/interrupt``); returns its id."""
@@ -114,6 +126,7 @@ class Worker:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         with self._lock:
+            self.last_preview = None
             self.live = {"id": job_id, "verb": job["verb"], "progress": {"step": 0, "total": 0, "frame": 0, "frames": 0},
                          "preview": None, "started": time.time()}
         try:
@@ -134,6 +147,8 @@ class Worker:
             self.store.fail(job_id, f"the job failed with an internal error ({type(exc).__name__}: {str(exc)[:200]}).")
         finally:
             with self._lock:
+                preview = self.live.get("preview") if self.live.get("id") == job_id else None
+                self.last_preview = (job_id, preview) if preview else None
                 self.live = {}
                 self.ended[job_id] = time.monotonic()
                 if len(self.ended) > 10_000:  # keep the most recent

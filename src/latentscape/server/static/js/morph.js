@@ -71,6 +71,10 @@ export function setupMorph() {
   const progress = $("morph-progress"), progressLabel = $("morph-progress-label");
   const renderButton = $("morph-render"), cancelButton = $("morph-cancel");
   const frameImg = $("morph-frame"), frameCaption = $("morph-frame-caption");
+  // a live preview that finished loading while the morph still renders (counted for the browser test)
+  frameImg.addEventListener("load", () => {
+    if (frameImg.dataset.live === "true") frameImg.dataset.previews = String(Number(frameImg.dataset.previews || 0) + 1);
+  });
   const scrub = $("morph-scrub"), scrubOut = $("morph-scrub-out"), play = $("morph-play");
   const downloads = $("morph-downloads"), resultEl = $("morph-result");
   let current = null;   // the job being rendered
@@ -113,6 +117,13 @@ export function setupMorph() {
         const p = progressOf(j);
         progress.value = p.fraction;
         progressLabel.textContent = `Morph ${p.text}`;
+        // the server's x0 preview of the step just done; asked for only when the job says it has one (no 404)
+        if (j.preview && j.status === "running") {
+          frameImg.dataset.live = "true";
+          frameImg.src = fileUrl(`/latentscape/v1/jobs/${encodeURIComponent(j.id)}/preview?t=${Date.now()}`);
+          frameImg.alt = `Live preview of the morph being rendered (${p.text})`;
+          frameCaption.textContent = `live preview · ${p.text}`;
+        }
       });
       cancelButton.hidden = true;
       if (job.status !== "done") {
@@ -160,6 +171,7 @@ export function setupMorph() {
   function showFrame(i) {
     const f = frames[i];
     if (!f) return;
+    frameImg.dataset.live = "false";
     frameImg.src = f.url;
     frameImg.alt = `Morph frame ${i + 1} of ${frames.length}`;
     frameImg.dataset.frame = String(i);
