@@ -233,6 +233,46 @@ def test_every_workflow_verb_runs_as_a_job(studio, embedded):
     assert wait_job(client, by_recipe["id"])["status"] == "done"
 
 
+def test_a_sweep_job_shows_its_measurements_as_info(studio):
+    client, _ = studio
+    body = {"prompts": ["cat face, google style"], "cfgs": [1, 6], "seeds": 2, "steps": 2, "seed": 11}
+    job = wait_job(client, client.post("/latentscape/v1/jobs/sweep", json=body).json()["id"], timeout=120)
+    assert job["status"] == "done", job["error"]
+    info = job["info"]  # what the CFG explorer charts: one row per CFG with its measured adherence and diversity
+    assert info["cfgs"] == [1.0, 6.0] and info["seeds"] == [11, 12]
+    assert [row["cfg"] for row in info["table"]] == [1.0, 6.0]
+    for row in info["table"]:
+        assert 0 <= row["adherence"] <= 1 and row["diversity"] >= 0
+    assert "sheet" not in info and "chart" not in info  # images are the job's files, not JSON
+    assert client.get("/latentscape/v1/jobs").json()["jobs"][0]["info"] == info
+    morph = wait_job(client, client.post("/latentscape/v1/jobs/morph", json={
+        "keyframes": ["cat face, google style@1", "rocket@2"], "frames": 3, "steps": 1, "formats": ["gif"]}).json()["id"])
+    assert morph["info"]["keyframe_frames"] == [0, 2] and len(morph["info"]["positions"]) == 3
+
+
+def test_json_info_keeps_only_json_values_and_old_databases_get_the_column(tmp_path):
+    import sqlite3
+
+    from latentscape.server.execute import json_info
+    from latentscape.server.jobs import JobStore
+
+    info = {"table": [{"cfg": np.float32(2.0), "x": float("nan")}], "grid": (2, 3), "sheet": Image.new("RGB", (2, 2)),
+            "cells": [Image.new("RGB", (2, 2))], "n": np.int64(4), "path": tmp_path}
+    assert json_info(info) == {"table": [{"cfg": 2.0, "x": None}], "grid": [2, 3], "n": 4}
+    db = sqlite3.connect(tmp_path / "jobs.sqlite3")  # a jobs table from before the info column
+    db.execute("CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, verb TEXT NOT NULL, "
+               "request TEXT NOT NULL, status TEXT NOT NULL, progress TEXT NOT NULL DEFAULT '{}', results TEXT NOT NULL "
+               "DEFAULT '[]', recipe TEXT, infotext TEXT, cli TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, "
+               "created REAL NOT NULL, started REAL, finished REAL, cancel_requested INTEGER NOT NULL DEFAULT 0)")
+    db.commit()
+    db.close()
+    store = JobStore(tmp_path)
+    job_id = store.enqueue("generate", {})
+    assert store.claim_next()["id"] == job_id and store.get(job_id)["info"] is None
+    assert store.finish(job_id, {"results": [], "info": {"cfgs": [1.0]}}) and store.get(job_id)["info"] == {"cfgs": [1.0]}
+    store.close()
+
+
 def test_replay_refuses_recipes_that_name_server_files(studio):
     client, state = studio
     job = wait_job(client, client.post("/latentscape/v1/jobs/generate", json={**GEN, "image": png_b64(Image.new("RGB", (64, 64)))}).json()["id"])

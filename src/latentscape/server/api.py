@@ -76,7 +76,7 @@ def job_view(job: dict[str, Any], live: dict[str, Any], preview: bool = False) -
         "created": job["created"], "started": job["started"], "finished": job["finished"], "attempts": job["attempts"],
         "results": [{**r, "url": base + r["name"]} for r in job["results"]] if job["status"] == "done" else [],
         "recipe": job["recipe"], "infotext": job["infotext"], "cli": job["cli"], "error": job["error"],
-        "preview": preview,
+        "info": job.get("info"), "preview": preview,
     }
 
 

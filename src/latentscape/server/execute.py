@@ -54,7 +54,7 @@ def _images(out, folder: Path, verb: str) -> dict[str, Any]:
             save_png(image, folder / name, recipe)
             results.append(name)
         main = out.recipes[0]
-    return record(results, main, verb)
+    return {**record(results, main, verb), "info": json_info(out.info)}
 
 
 def _morph(config, formats, model, folder: Path, callback, frames) -> dict[str, Any]:
@@ -78,6 +78,7 @@ def _morph(config, formats, model, folder: Path, callback, frames) -> dict[str, 
             "latentscape morph", "latentscape morph --keyframes keyframes.json", 1)
     rec["positions"] = out.positions
     rec["keyframe_frames"] = out.keyframe_frames
+    rec["info"] = json_info({"positions": out.positions, "keyframe_frames": out.keyframe_frames})
     return rec
 
 
@@ -130,6 +131,32 @@ def _small(verb: str, built, model, folder: Path, callback, frames) -> dict[str,
     _, fn = resolve(recipe.workflow)
     out = fn(model, config, callback=callback)
     return _images(out, folder, recipe.workflow)
+
+
+def json_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-safe part of a workflow Output's ``info`` (what ``GET jobs/{id}`` shows as ``info``): numbers,
+    strings, booleans and lists/dicts of them (numpy scalars as numbers, tuples as lists, NaN/inf as null);
+    images, tensors, recipes and paths are left out (they are the job's files and recipe)."""
+    import math
+
+    skip = object()
+
+    def safe(value: Any) -> Any:
+        if value is None or isinstance(value, (bool, str, int)):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+            return safe(value.item())
+        if isinstance(value, (list, tuple)):
+            items = [safe(v) for v in value]
+            return skip if any(v is skip for v in items) else items
+        if isinstance(value, dict):
+            out = {str(k): safe(v) for k, v in value.items()}
+            return {k: v for k, v in out.items() if v is not skip}
+        return skip
+
+    return {k: v for k, v in ((str(k), safe(v)) for k, v in info.items()) if v is not skip}
 
 
 def record(names: list[str], recipe, verb: str) -> dict[str, Any]:

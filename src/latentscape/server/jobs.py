@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     recipe TEXT,
     infotext TEXT,
     cli TEXT,
+    info TEXT,
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
@@ -81,6 +82,9 @@ class JobStore:
         self._db.execute("PRAGMA synchronous=FULL")  # a committed 'done' survives power loss, not only kill -9
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "info" not in columns:  # a database made before jobs recorded their workflow's info
+            self._db.execute("ALTER TABLE jobs ADD COLUMN info TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -143,13 +147,13 @@ class JobStore:
         self._tx("UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running'", (json.dumps(progress), job_id))
 
     def finish(self, job_id: str, record: dict[str, Any]) -> bool:
-        """Mark a running job ``done`` with ``record`` (results, recipe, infotext, cli): True the one time it
+        """Mark a running job ``done`` with ``record`` (results, recipe, infotext, cli, info): True the one time it
         happens; False if the row is no longer running (cancelled meanwhile, or already recorded)."""
         cur = self._tx(
-            "UPDATE jobs SET status = 'done', results = ?, recipe = ?, infotext = ?, cli = ?, error = NULL, "
+            "UPDATE jobs SET status = 'done', results = ?, recipe = ?, infotext = ?, cli = ?, info = ?, error = NULL, "
             "finished = ?, progress = ? WHERE id = ? AND status = 'running'",
             (json.dumps(record.get("results", [])), _dumps(record.get("recipe")), record.get("infotext"),
-             record.get("cli"), time.time(), json.dumps(record.get("progress", {})), job_id))
+             record.get("cli"), _dumps(record.get("info")), time.time(), json.dumps(record.get("progress", {})), job_id))
         return cur.rowcount == 1
 
     def fail(self, job_id: str, error: str) -> bool:
@@ -237,5 +241,6 @@ def _row(row: sqlite3.Row) -> dict[str, Any]:
     job["progress"] = json.loads(job["progress"] or "{}")
     job["results"] = json.loads(job["results"] or "[]")
     job["recipe"] = json.loads(job["recipe"]) if job["recipe"] else None
+    job["info"] = json.loads(job["info"]) if job.get("info") else None
     job["cancel_requested"] = bool(job["cancel_requested"])
     return job
