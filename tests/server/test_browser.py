@@ -225,14 +225,18 @@ def test_cfg_explorer_sweeps_and_the_slider_picks_a_column(browser, server):
     wait = WebDriverWait(browser, 90)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cfg-grid img") and d.find_element(By.ID, "cfg-run").is_enabled())
     assert len(browser.find_elements(By.CSS_SELECTOR, "#cfg-grid img")) == 6
-    chart = browser.find_element(By.CSS_SELECTOR, "#cfg-chart img")
-    assert chart.get_attribute("src").endswith("/chart.png")
+    # the page charts the job's measurements itself (job.info.table), with a marker at the slider's CFG
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#cfg-chart svg polyline")) == 2  # adherence and diversity
+    assert browser.find_element(By.ID, "cfg-chart").get_attribute("aria-label").count("CFG ") == 3
+    marker_x = lambda: float(browser.find_element(By.ID, "cfg-marker").get_attribute("x1"))  # noqa: E731
     slider = browser.find_element(By.ID, "cfg-slider")
     slider.send_keys(Keys.HOME)
+    at_one = marker_x()
     assert _data(browser, "cfg-grid", "selected") == "0"
+    assert "adherence" in browser.find_element(By.ID, "cfg-reading").text
     assert "exploratory" in slider.get_attribute("aria-valuetext")
     slider.send_keys(Keys.END)
-    assert _data(browser, "cfg-grid", "selected") == "2"
+    assert _data(browser, "cfg-grid", "selected") == "2" and marker_x() > at_one
     assert "adherent" in slider.get_attribute("aria-valuetext")
     for _ in range(10):
         slider.send_keys(Keys.ARROW_LEFT)  # 15 -> 10: the nearest measured column is CFG 12
