@@ -299,7 +299,8 @@ def test_point_on_a_corner_is_that_corners_generate_and_pin_gives_a_keyframe(stu
     parsed = build_parser().parse_args(shlex.split(command)[1:])
     assert parsed.command == "blend" and parsed.steps == 2 and parsed.inputs[:3] == corners[:3]
     assert [float(w) for w in parsed.weights.split(",")] == [0.375, 0.125, 0.375, 0.125]
-    own_cfg = client.post("/latentscape/v1/point", json={"corners": [corners[0], {"prompt": "fire", "seed": 2, "cfg": 5}], "u": 0.5})
+    own_cfg = client.post("/latentscape/v1/point",
+                          json={"corners": [corners[0], {"prompt": "fire", "seed": 2, "cfg": 5}], "u": 0.5, "steps": 2})
     assert own_cfg.status_code == 200 and "x-latentscape-cli" not in own_cfg.headers  # no blend flag carries a corner's CFG
     pin = client.post("/latentscape/v1/point/pin", json={"corners": corners[:2], "u": 0.25, "steps": 2}).json()
     assert pin["weights"] == [0.75, 0.25] and pin["keyframe"]["prompt"] == "cat face, google style"

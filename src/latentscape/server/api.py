@@ -155,7 +155,7 @@ def router(state) -> APIRouter:
         get_job(job_id)
         preview = state.worker.preview(job_id)
         if preview is None:
-            raise _NotFound(f"job '{job_id}' has no live preview now (no step has finished yet, or another job has started since).")
+            raise _NotFound(f"job '{job_id}' has no live preview now (no step has finished yet, or another job started since).")
         return Response(preview, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @r.post("/jobs/{job_id}/cancel")
