@@ -53,7 +53,7 @@ def run() -> int:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         for name, argv in COMMANDS.items():
-            code = main([a.format(tmp=tmp) for a in argv] + ["-q"])
+            code = main([a.format(tmp=tmp) for a in argv] + ["-q", "--overwrite"])
             if code:
                 print(f"{name} failed", file=sys.stderr)
                 return code
