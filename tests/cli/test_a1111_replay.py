@@ -9,24 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from latentscape.interfaces.cli import main
 from latentscape.io.recipe import read_recipe
 from latentscape.workflows.keyframes import Keyframe, parse_keyframe
+from cli_helpers import run, pixels
 
 # A1111 v1.10.1's own infotext (see tests/io/test_a1111_infotext.py), with the size and steps scaled down to
 # the tiny test model (32x32) and the noise made A1111's CPU RNG, the one latentscape reproduces.
 REAL = ("cat portrait, \nNegative prompt: blurry\nSteps: 3, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 4, "
         "Seed: 2535254266, Size: 32x32, Model hash: 31e35c80fc, Model: sd_xl_base_1.0, RNG: CPU, Version: v1.10.1")
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def pixels(path):
-    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
 
 
 def a1111_png(path, infotext):

@@ -8,12 +8,7 @@ import pytest
 from PIL import Image
 
 from latentscape.interfaces.cli import main
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from cli_helpers import run
 
 
 def files(folder):

@@ -10,16 +10,10 @@ import signal
 import numpy as np
 import pytest
 from PIL import Image
+from cli_helpers import run
 
-from latentscape.interfaces.cli import main
 
 FAST = ["--steps", "1", "-q"]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_sentence(err: str) -> bool:

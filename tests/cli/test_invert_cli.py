@@ -6,19 +6,13 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from cli_helpers import run
 
-from latentscape.interfaces.cli import main
 
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LATENTSCAPE_INVERSION_CACHE", str(tmp_path / "cache"))
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def picture(path, size=32):

@@ -8,14 +8,8 @@ import json
 import imageio.v2 as imageio
 import pytest
 from PIL import Image
+from cli_helpers import run
 
-from latentscape.interfaces.cli import main
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def files(folder):

@@ -11,18 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latentscape.interfaces.cli import main
 from latentscape.io.recipe import Recipe, read_recipe, save_png
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def pixels(path):
-    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+from cli_helpers import run, pixels
 
 
 def tamper(path, **changes):

@@ -7,14 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latentscape.interfaces.cli import main
 from latentscape.io.video import write_video
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from cli_helpers import run
 
 
 def _disc_frames(xs):
