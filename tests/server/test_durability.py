@@ -111,6 +111,13 @@ def test_store_recovery_adopts_finished_folders_and_discards_partial_ones(tmp_pa
     store.partial_folder(partial).mkdir()  # killed mid-write: discard and rerun
     (store.partial_folder(partial) / "frame_00000.png").write_bytes(b"half")
     (store.uploads_dir / ("0" * 29)).mkdir()  # an upload whose job row was never written
+    (store.uploads_dir / "point-0123456789abcdef").mkdir()  # a map point's upload left by the crash
+    (store.uploads_dir / "photos").mkdir()  # not the server's: a --data folder that already held files
+    (store.uploads_dir / "photos" / "keep.png").write_bytes(b"mine")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    (store.jobs_dir / f".partial-{'1' * 29}").symlink_to(outside, target_is_directory=True)  # planted link
     store.close()
 
     store = JobStore(tmp_path)
@@ -119,7 +126,9 @@ def test_store_recovery_adopts_finished_folders_and_discards_partial_ones(tmp_pa
     assert store.get(finished)["status"] == "done" and store.get(finished)["results"][0]["name"] == "00000-1.png"
     assert store.get(partial)["status"] == "queued" and not store.partial_folder(partial).exists()
     assert store.get(waiting)["status"] == "queued" and store.get(cancelled)["status"] == "cancelled"
-    assert list(store.uploads_dir.iterdir()) == []
+    assert [p.name for p in store.uploads_dir.iterdir()] == ["photos"]  # only the server's own folders go
+    assert (store.uploads_dir / "photos" / "keep.png").read_bytes() == b"mine"
+    assert (outside / "keep.txt").read_text() == "mine"  # a link is never followed or deleted
     assert store.finish(finished, {"results": []}) is False  # a result is recorded once: a second finish is refused
     assert store.recover() == {"adopted": [], "requeued": [], "discarded": [], "cancelled": []}  # idempotent
     claimed = [store.claim_next()["id"], store.claim_next()["id"]]

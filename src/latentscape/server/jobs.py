@@ -58,6 +58,22 @@ def valid_job_id(text: str) -> bool:
     return isinstance(text, str) and len(text) == 29 and all(c in "0123456789abcdef" for c in text)
 
 
+POINT_PREFIX = "point-"  # uploads of a synchronous map point: POINT_PREFIX + 16 hex
+
+
+def own_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder this server made: a real directory (not a link) named like a job id, a
+    partial job folder or a point upload. Recovery deletes nothing else, whatever else the data folder holds."""
+    name = path.name
+    if name.startswith(PARTIAL_PREFIX):
+        name = name[len(PARTIAL_PREFIX):]
+    elif name.startswith(POINT_PREFIX):
+        rest = name[len(POINT_PREFIX):]
+        name = rest if len(rest) == 16 and all(c in "0123456789abcdef" for c in rest) else ""
+        return bool(name) and path.is_dir() and not path.is_symlink()
+    return valid_job_id(name) and path.is_dir() and not path.is_symlink()
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -187,11 +203,13 @@ class JobStore:
         Returns what it did, by kind, for the log."""
         done: dict[str, list[str]] = {"adopted": [], "requeued": [], "discarded": [], "cancelled": []}
         for path in sorted(self.jobs_dir.iterdir()):
+            if not own_folder(path):
+                continue
             if path.name.startswith(PARTIAL_PREFIX):
                 shutil.rmtree(path, ignore_errors=True)
                 done["discarded"].append(path.name[len(PARTIAL_PREFIX):])
                 continue
-            job = self.get(path.name) if valid_job_id(path.name) else None
+            job = self.get(path.name)
             if job is None or job["status"] == "done":
                 continue
             record = _read_record(path)
@@ -209,7 +227,7 @@ class JobStore:
                 self._tx("UPDATE jobs SET status = 'queued', progress = '{}' WHERE id = ? AND status = 'running'", (job["id"],))
                 done["requeued"].append(job["id"])
         for path in self.uploads_dir.iterdir():
-            if self.get(path.name) is None:
+            if own_folder(path) and self.get(path.name) is None:
                 shutil.rmtree(path, ignore_errors=True)
         return done
 

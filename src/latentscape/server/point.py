@@ -25,6 +25,7 @@ from fastapi.responses import Response
 from latentscape.errors import LatentscapeError
 from latentscape.server.api import read_json
 from latentscape.server.execute import cli_command
+from latentscape.server.jobs import POINT_PREFIX
 
 POINT_FIELDS = ("corners", "u", "v", "steps", "cfg", "sampler", "negative", "seed", "width", "height", "strength", "true_cfg",
                 "guidance_rescale")
@@ -69,7 +70,7 @@ def router(state) -> APIRouter:
         from latentscape.server.requests import build, prepare
 
         body = blend_body(await read_json(request))
-        folder = state.store.uploads_dir / f"point-{secrets.token_hex(8)}"
+        folder = state.store.uploads_dir / f"{POINT_PREFIX}{secrets.token_hex(8)}"
         try:
             stored = await asyncio.to_thread(prepare, "blend", body, state.model, folder, state.limits)
 
