@@ -142,6 +142,9 @@ LOOP_FLAG_ERRORS = [
     (["--checkpoint-every", "0"], "--checkpoint-every 0"),
     (["--procs", "0"], "--procs 0"),
     (["--procs", "3", "--batch-size", "4"], "--procs 3 does not divide the batch size 4"),
+    (["--ema-decay", "1"], "--ema-decay 1.0"),
+    (["--ema-decay", "-0.5"], "--ema-decay -0.5"),
+    (["--ema-warmup", "-1"], "--ema-warmup -1"),
 ]
 CROP_ERRORS = [(["--crop", "12"], "--crop 12"), (["--crop", "72"], "--crop 72"), (["--crop", "0"], "--crop 0")]
 
@@ -368,4 +371,70 @@ def test_caption_mix_flag_is_checked_before_any_work(dataset, tmp_path, capsys):
                                "--caption-mix", value])
         err = capsys.readouterr().err
         assert code == 2 and "--caption-mix" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_diffusion_init_starts_from_an_exported_model_and_a_checkpoint_wins(runs, dataset, tmp_path):
+    """--init: with a zero learning rate the run's EMA weights (what final/ holds) are the init model's own, the
+    tokenizer is its tokenizer (not one trained on this run's captions), the run records the folder, the EMA
+    flags reach the loop, and a second invocation resumes the checkpoint instead of starting over."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from latentscape.interfaces import train_cli
+
+    model = export.export(runs / "vae", runs / "diffusion", tmp_path / "model", data_path=dataset)
+    shutil.copytree(runs / "vae", tmp_path / "runs" / "vae")
+    argv = ["train", "diffusion", "--tiny", "--data", str(dataset), "--runs", str(tmp_path / "runs"), "--init", str(model),
+            "--caption-mix", "0.7,0.1,0.1,0.1", "--steps", "2", "--batch-size", "4", "--lr", "0", "--warmup", "1",
+            "--ema-decay", "0.5", "--ema-warmup", "0", "--checkpoint-every", "2", "--no-progress"]
+    assert train_cli.main(argv) == 0
+    run = tmp_path / "runs" / "diffusion"
+    for part, weights in (("unet", "diffusion_pytorch_model.safetensors"), ("text_encoder", "model.safetensors")):
+        start, final = load_file(model / part / weights), load_file(run / "final" / part / weights)
+        assert start.keys() == final.keys()
+        for k in start:
+            assert torch.equal(final[k], start[k].float()), f"{part}.{k} is not the init model's"
+    for name in ("vocab.json", "merges.txt"):
+        assert (run / "tokenizer" / name).read_bytes() == (model / "tokenizer" / name).read_bytes()
+    blob = _blob(run / "last.pt")
+    assert blob["config"]["init"] == str(model.resolve()) and blob["step"] == 2
+    assert blob["config"]["LoopConfig"]["ema_decay"] == 0.5 and blob["config"]["LoopConfig"]["ema_warmup"] == 0
+    # the same schedule again: nothing left to do, the checkpoint is kept
+    before = (run / "last.pt").read_bytes()
+    assert train_cli.main(argv) == 0
+    assert (run / "last.pt").read_bytes() == before
+
+
+def test_diffusion_init_run_resumes_from_its_checkpoint_not_from_the_init(runs, dataset, tmp_path):
+    """Stopped after one step and resumed == uninterrupted: on resume the checkpoint's weights win over --init's."""
+    model = export.export(runs / "vae", runs / "diffusion", tmp_path / "model", data_path=dataset)
+    straight = _diffusion_cfg(init=str(model))
+    diffusion.train(straight, dataset, runs / "vae", tmp_path / "straight", progress=False)
+    stopped = dataclasses.replace(straight, loop=dataclasses.replace(TINY_LOOP, minutes=0.0))
+    diffusion.train(stopped, dataset, runs / "vae", tmp_path / "resumed", progress=False)
+    assert _blob(tmp_path / "resumed" / "last.pt")["step"] == 1
+    diffusion.train(straight, dataset, runs / "vae", tmp_path / "resumed", progress=False)
+    a, b = _blob(tmp_path / "resumed" / "last.pt"), _blob(tmp_path / "straight" / "last.pt")
+    assert a["step"] == b["step"] == 4
+    for part in ("modules", "ema", "optimizer"):
+        _assert_same(a[part], b[part], part)
+
+
+def test_diffusion_init_of_another_shape_or_not_a_model_fails_in_one_sentence(runs, dataset, tmp_path, capsys):
+    from latentscape.interfaces import train_cli
+
+    model = export.export(runs / "vae", runs / "diffusion", tmp_path / "model", data_path=dataset)
+    wider = dataclasses.replace(configs.TINY_UNET, block_out_channels=(16, 32, 48))
+    with pytest.raises(LatentscapeError, match=r"another shape .*unet\.block_out_channels"):
+        diffusion.train(_diffusion_cfg(unet=wider, init=str(model)), dataset, runs / "vae", tmp_path / "wide", progress=False)
+    assert not (tmp_path / "wide" / "last.pt").exists()
+    (tmp_path / "empty").mkdir()
+    capsys.readouterr()  # the export's progress bars
+    for folder in (tmp_path / "empty", tmp_path / "missing"):
+        code = train_cli.main(["train", "diffusion", "--tiny", "--data", str(dataset), "--runs", str(tmp_path / "runs"),
+                               "--init", str(folder)])
+        err = capsys.readouterr().err
+        assert code == 2 and "--init" in err and "unet/config.json" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()

@@ -35,6 +35,8 @@ def _loop_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=None, help="learning-rate warmup steps")
     p.add_argument("--minutes", type=float, default=None, help="wall-clock budget for this invocation (stops with a checkpoint)")
     p.add_argument("--checkpoint-every", type=int, default=None)
+    p.add_argument("--ema-decay", type=float, default=None, help="EMA decay per step, from 0 (no EMA) to below 1")
+    p.add_argument("--ema-warmup", type=int, default=None, help="steps before the EMA starts averaging (it copies the weights until then)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming from it")
     p.add_argument("--tiny", action="store_true", help="toy-sized models (tests, smoke runs)")
     p.add_argument("--procs", type=int, default=1,
@@ -103,9 +105,14 @@ def _parallel(fn, configure):
 
 def _override_loop(loop_cfg, args):
     _positive(args, "steps", "batch_size", "checkpoint_every")
+    if args.ema_decay is not None and not (0 <= args.ema_decay < 1):
+        raise LatentscapeError(f"--ema-decay {args.ema_decay} is not allowed; it takes a number from 0 (no EMA) to below 1, e.g. 0.999.")
+    if args.ema_warmup is not None and args.ema_warmup < 0:
+        raise LatentscapeError(f"--ema-warmup {args.ema_warmup} is not allowed; it takes a whole number of steps >= 0.")
     changes = {k: getattr(args, a) for k, a in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"),
                                                  ("minutes", "minutes"), ("checkpoint_every", "checkpoint_every"), ("warmup", "warmup"),
-                                                 ("threads", "threads"), ("seed", "seed")) if getattr(args, a, None) is not None}
+                                                 ("threads", "threads"), ("seed", "seed"),
+                                                 ("ema_decay", "ema_decay"), ("ema_warmup", "ema_warmup")) if getattr(args, a, None) is not None}
     return dataclasses.replace(loop_cfg, **changes)
 
 
@@ -167,6 +174,8 @@ def _diffusion_config(args):
             raise LatentscapeError(f"--caption-mix got '{args.caption_mix}'; it takes four non-negative weights (not all zero) "
                                    "for fine, group, style and name captions, e.g. 0.7,0.15,0.05,0.1.") from None
         cfg = dataclasses.replace(cfg, caption_mix=mix)
+    if args.init is not None:
+        cfg = dataclasses.replace(cfg, init=str(diffusion.check_init(args.init)))
     return dataclasses.replace(cfg, loop=_override_loop(cfg.loop, args), bf16=not args.fp32)
 
 
@@ -226,6 +235,9 @@ def register(subparsers) -> argparse.ArgumentParser:
         if name == "diffusion":
             p.add_argument("--caption-mix", default=None,
                            help="weights of fine, group+style, style-only and name-only captions, e.g. 0.7,0.15,0.05,0.1 (default: fine only)")
+            p.add_argument("--init", type=Path, default=None,
+                           help="fine-tune: start the UNet, text encoder and tokenizer from this exported model folder "
+                                "(e.g. the embedded model) instead of random weights; a checkpoint in the run folder wins")
         if name == "vae":
             p.add_argument("--mse-weight", type=float, default=None, help="add an MSE term (PSNR fine-tuning)")
             p.add_argument("--grad-weight", type=float, default=None, help="weight of the L1 on image gradients (default 0.5)")

@@ -14,6 +14,9 @@ Choices (see the README's training section for the numbers behind them):
   its fine caption, ``<group>, <style> style``, ``<style> style`` and ``<name>`` (``data.caption_levels``)
   with these probabilities, so a coarse caption names many emoji (seeds choose among them, CFG trades
   diversity for adherence) while the fine captions stay exact.
+- Fine-tuning (``init``, off by default): the UNet, the text encoder and the tokenizer start from an exported
+  model folder (e.g. the embedded model) instead of random weights; the EMA starts from them too. The
+  folder's shapes must be this config's (checked before training). A checkpoint in the run folder wins.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class DiffusionTrainConfig:
     eval_captions: int = 64
     bf16: bool = True  # autocast; on this AMX CPU with the settings in `fast_training` it is ~1.6x faster than fp32
     caption_mix: tuple[float, ...] = ()  # probabilities of data.LEVELS (fine, group, style, name); () = fine only
+    init: str = ""  # an exported model folder whose UNet, text encoder and tokenizer the run starts from; "" = random
 
 
 def noise_scheduler(prediction_type: str = "v_prediction"):
@@ -101,6 +105,48 @@ def check_caption_mix(mix: tuple[float, ...]) -> torch.Tensor | None:
         raise LatentscapeError(f"caption_mix {tuple(mix)} is not allowed; it takes {len(emoji_data.LEVELS)} non-negative weights "
                                f"for the levels {', '.join(emoji_data.LEVELS)}, not all zero.")
     return (values / values.sum()).float()
+
+
+INIT_PARTS = ("unet/config.json", "text_encoder/config.json", "tokenizer/vocab.json", "tokenizer/merges.txt")
+
+
+def check_init(folder: str | Path) -> Path:
+    """``folder`` as a Path if it is an exported model folder to start from; one sentence if it is not."""
+    from latentscape.errors import LatentscapeError
+
+    folder = Path(folder)
+    missing = [part for part in INIT_PARTS if not (folder / part).is_file()]
+    if missing:
+        raise LatentscapeError(f"--init '{folder}' is not an exported model folder (it has no {', '.join(missing)}); "
+                               "it takes a folder written by `latentscape train export`, such as the embedded model.")
+    return folder
+
+
+def _shape_differences(built: dict, loaded: dict, keys) -> list[str]:
+    norm = lambda v: json.loads(json.dumps(v, default=list))  # tuples and lists compare equal
+    return [k for k in keys if norm(built.get(k)) != norm(loaded.get(k))]
+
+
+def load_init(folder: Path, unet, text_encoder) -> None:
+    """Copy the UNet and text-encoder weights of the model folder ``folder`` into ``unet`` and ``text_encoder``
+    (built from this run's config, in their dtype); one sentence naming the fields if the shapes differ."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    from latentscape.errors import LatentscapeError
+
+    src_unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32)
+    src_text = CLIPTextModel.from_pretrained(folder / "text_encoder", dtype=torch.float32)
+    differ = [f"unet.{k}" for k in _shape_differences(dict(unet.config), dict(src_unet.config),
+                                                      [k for k in unet.config if not k.startswith("_")])]
+    text_keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                 "max_position_embeddings")
+    differ += [f"text_encoder.{k}" for k in _shape_differences(text_encoder.config.to_dict(), src_text.config.to_dict(), text_keys)]
+    if differ:
+        raise LatentscapeError(f"--init '{folder}' holds a model of another shape than this run's ({', '.join(differ)} differ); "
+                               "pass the model sizes it was trained with (e.g. --tiny for a tiny model) or another folder.")
+    unet.load_state_dict(src_unet.state_dict())
+    text_encoder.load_state_dict(src_text.state_dict())
 
 
 def tokenize(tok, captions, max_length: int) -> torch.Tensor:
@@ -150,10 +196,13 @@ def train(cfg: DiffusionTrainConfig, data_path, vae_run: Path, run_dir: Path, *,
     z_std = torch.from_numpy(std[train_mask]).float()
 
     mix = check_caption_mix(cfg.caption_mix)
+    init = check_init(cfg.init) if cfg.init else None
     levels = [data.captions] if mix is None else [data.captions_at(level) for level in emoji_data.LEVELS]
     tok_dir = run_dir / "tokenizer"
     rank, size = loop.world()
-    if rank == 0 and not (tok_dir / "vocab.json").is_file():
+    if rank == 0 and not (tok_dir / "vocab.json").is_file() and init is not None:
+        copy_tokenizer(init / "tokenizer", tok_dir)  # the init model's token ids, whatever captions it never saw
+    elif rank == 0 and not (tok_dir / "vocab.json").is_file():
         bpe.train(sorted(set(c for captions in levels for c in captions.tolist())), tok_dir, cfg.text.max_length)
     if size > 1:
         torch.distributed.barrier()
@@ -163,6 +212,9 @@ def train(cfg: DiffusionTrainConfig, data_path, vae_run: Path, run_dir: Path, *,
 
     text_encoder = build_text_encoder(cfg.text, len(tok), tok.bos_token_id, tok.eos_token_id, tok.pad_token_id).to(dev).train()
     unet = build_unet(cfg.unet, cfg.text.hidden_size).to(dev).train()
+    if init is not None:
+        load_init(init, unet, text_encoder)
+        log.info("starting from the weights of %s", init)
     unet, text_encoder = fast_training(unet, text_encoder)
     log.info("UNet %.2f M, text encoder %.2f M parameters; %d training latents (scale %.4f)",
              n_params(unet) / 1e6, n_params(text_encoder) / 1e6, len(z_mean), scale)
@@ -173,7 +225,8 @@ def train(cfg: DiffusionTrainConfig, data_path, vae_run: Path, run_dir: Path, *,
     state = loop.State(0, modules, opt, ema, {})
     config = loop.config_dict(cfg.unet, cfg.text, cfg.loop) | {
         k: getattr(cfg, k) for k in ("prediction_type", "min_snr_gamma", "caption_dropout", "latent_noise", "bf16")
-    } | {"scheduler": SCHEDULER} | ({"caption_mix": list(cfg.caption_mix)} if mix is not None else {})  # absent when off: older runs resume
+    } | {"scheduler": SCHEDULER} | ({"caption_mix": list(cfg.caption_mix)} if mix is not None else {}) | (
+        {"init": str(init.resolve())} if init is not None else {})  # both absent when off: older runs resume
     loop.resume_if_present(run_dir, state, resume, config)
 
     sched = noise_scheduler(cfg.prediction_type)
