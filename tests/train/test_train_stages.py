@@ -401,6 +401,12 @@ def test_diffusion_init_starts_from_an_exported_model_and_a_checkpoint_wins(runs
     blob = _blob(run / "last.pt")
     assert blob["config"]["init"] == str(model.resolve()) and blob["step"] == 2
     assert blob["config"]["LoopConfig"]["ema_decay"] == 0.5 and blob["config"]["LoopConfig"]["ema_warmup"] == 0
+    # exported, the manifest tells the whole training: this run and the one it started from
+    trained = json.loads((export.export(runs / "vae", run, tmp_path / "v2", data_path=dataset) / "latentscape.json").read_text())["trained"]
+    assert trained["diffusion"]["step"] == 2
+    assert trained["diffusion"]["init"] == {"model": "model", **json.loads((model / "latentscape.json").read_text())["trained"]["diffusion"]}
+    assert trained["diffusion"]["init"]["step"] == 4
+    assert "init" not in json.loads((model / "latentscape.json").read_text())["trained"]["diffusion"]  # a run from scratch has none
     # the same schedule again: nothing left to do, the checkpoint is kept
     before = (run / "last.pt").read_bytes()
     assert train_cli.main(argv) == 0

@@ -42,6 +42,17 @@ def folder_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file()) / 1e6
 
 
+def _init_summary(diffusion_run: Path) -> dict | None:
+    """For a diffusion run started with ``--init``: the init model's folder name and its own diffusion summary."""
+    config = diffusion_run / "config.json"
+    init = json.loads(config.read_text()).get("init") if config.is_file() else None
+    if not init:
+        return None
+    manifest = Path(init) / MANIFEST
+    before = json.loads(manifest.read_text()).get("trained", {}).get("diffusion", {}) if manifest.is_file() else {}
+    return {"model": Path(init).name, **before}
+
+
 def export(vae_run: Path, diffusion_run: Path, out: Path, *, data_path=None, dtype: str = "fp16",
            summary: dict | None = None) -> Path:
     """Write the pipeline folder to ``out`` (replacing it) from the two stages' outputs (the diffusion stage's
@@ -88,6 +99,9 @@ def export(vae_run: Path, diffusion_run: Path, out: Path, *, data_path=None, dty
     for name, path in (("vae", vae_run / "vae_eval.json"), ("diffusion", final / "train_summary.json")):
         if path.is_file():
             trained[name] = json.loads(path.read_text())
+    init = _init_summary(diffusion_run)
+    if init is not None and "diffusion" in trained:
+        trained["diffusion"]["init"] = init  # a fine-tune: what it started from, so the manifest tells the whole training
     trained["dtype"] = dtype
     manifest = {"latent_rgb_factors": factors, "latent_rgb_bias": bias, "trained": trained}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
