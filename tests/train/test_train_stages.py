@@ -444,3 +444,26 @@ def test_diffusion_init_of_another_shape_or_not_a_model_fails_in_one_sentence(ru
         err = capsys.readouterr().err
         assert code == 2 and "--init" in err and "unet/config.json" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_eval_can_score_only_the_gated_set_and_skip_the_vae(runs, dataset, tmp_path, capsys):
+    """--sets base --no-vae: only the base-name captions are generated (a third of the cost), no VAE numbers, and the
+    gates and the comparison hold just the base-name numbers; an unknown set is one sentence, nothing written."""
+    from latentscape.interfaces import train_cli
+
+    model = export.export(runs / "vae", runs / "diffusion", tmp_path / "model", data_path=dataset)
+    full = evaluate.main(model, dataset, evaluate.EvalConfig(n_captions=2, steps=2, batch=4, skip_sweep=True, coarse_prompts=0,
+                                                             samplers=("euler",)), device="cpu", out=tmp_path / "full.json")
+    capsys.readouterr()
+    argv = ["train", "eval", "--model", str(model), "--data", str(dataset), "--runs", str(tmp_path / "runs"), "--captions", "2",
+            "--sampling-steps", "2", "--eval-batch", "4", "--samplers", "euler", "--no-sweep", "--coarse-prompts", "0"]
+    assert train_cli.main(argv + ["--sets", "base", "--no-vae", "--baseline", str(tmp_path / "full.json")]) == 0
+    part = json.loads((tmp_path / "runs" / "eval.json").read_text())
+    assert "vae" not in part and set(part["adherence"]["samplers"]["euler"]) == {"base"}
+    assert part["adherence"]["samplers"]["euler"]["base"] == full["adherence"]["samplers"]["euler"]["base"]  # same images
+    assert set(part["gates"]) == set(part["compare"]) == {"euler.base.name_top1", "euler.base.style_acc"}
+    capsys.readouterr()
+    assert train_cli.main(argv + ["--out", str(tmp_path / "bad.json"), "--sets", "base,tones"]) == 2
+    err = capsys.readouterr().err
+    assert "tones" in err and "base, train, heldout" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bad.json").exists()

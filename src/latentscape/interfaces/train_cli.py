@@ -207,7 +207,8 @@ def cmd_eval(args) -> None:
         raise LatentscapeError("--samplers got no sampler name; pass a comma-separated list such as euler,dpmpp_2m.")
     cfg = evaluate.EvalConfig(n_captions=args.captions, steps=args.sampling_steps, sweep_prompts=args.sweep_prompts,
                               seed=args.seed, skip_sweep=args.no_sweep, batch=args.eval_batch, samplers=samplers,
-                              coarse_prompts=args.coarse_prompts)
+                              coarse_prompts=args.coarse_prompts, vae=not args.no_vae,
+                              sets=tuple(s.strip() for s in args.sets.split(",") if s.strip()))
     evaluate.main(args.model or EMBEDDED, args.data, cfg, out=args.out, threads=args.threads, device=args.device, runs=args.runs,
                   baseline=args.baseline)
 
@@ -272,6 +273,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--eval-batch", type=int, default=64)
     p.add_argument("--coarse-prompts", type=int, default=8, help="group+style captions for the diversity measure (0 skips it)")
     p.add_argument("--no-sweep", action="store_true")
+    p.add_argument("--sets", default="base,train,heldout",
+                   help="caption sets to score, comma-separated (default base,train,heldout; the gates are on base)")
+    p.add_argument("--no-vae", action="store_true", help="skip the VAE round trip (its numbers then are not compared)")
     p.set_defaults(func=cmd_eval)
     return train
 
