@@ -61,6 +61,7 @@ MAX_STORED_LATENTS = 256
 SNAP = 0.1  # a delivered frame within this fraction of a step of a tree node (in distance) is that node
 BUDGET = 0.8  # model evaluations per delivered frame, as a fraction of a full render, growth may spend
 ROUNDS = 4  # deliveries measured at most (the first one and up to three re-placements)
+GROWTH_SHARE = 0.35  # of the budget, for growing the tree before the first delivery (the rest: delivery, re-checks)
 
 Progress = Callable[[str, int, int], None]
 
@@ -357,7 +358,7 @@ def adaptive_frames(tree: FrameTree, frames: int, max_step: float, easing: str =
     limit = budget * frames * tree.full_render_evaluations
     min_width = 1.0 / (4 * max(frames - 1, 1))  # a quarter of a uniform frame step
     stop = tree.grow(max_step, max_nodes if max_nodes is not None else frames, min_width, min_nodes=frames // 2,
-                     max_evaluations=limit / 2)
+                     max_evaluations=GROWTH_SHARE * limit)
     positions, images = tree.deliver(frames, easing, counts, max_step=max_step, max_evaluations=limit, min_width=min_width)
     return positions, images, stop
 
