@@ -71,7 +71,7 @@ def test_a_single_delivery_on_the_coarse_tree_misses_the_bound(sd):
     tree = _tree(sd)
     tree.planned = FRAMES
     tree.seed()
-    tree.grow(1.5, FRAMES, 1.0 / (4 * (FRAMES - 1)), min_nodes=FRAMES // 2, max_evaluations=0.4 * FRAMES * STEPS)
+    tree.grow(1.5, FRAMES, 1.0 / (4 * (FRAMES - 1)), min_nodes=FRAMES // 2)
     once, _ = tree.deliver(FRAMES, max_step=1.5, rounds=1)
     assert _ratio(tree, once) > 1.5
     again, _ = tree.deliver(FRAMES, max_step=1.5)

@@ -59,9 +59,8 @@ BRANCH_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # of the schedule: where
 DEPTH = 0.7  # the deepest start, as a fraction of the steps, for neighbours that look alike
 MAX_STORED_LATENTS = 256
 SNAP = 0.1  # a delivered frame within this fraction of a step of a tree node (in distance) is that node
-BUDGET = 0.8  # model evaluations per delivered frame, as a fraction of a full render, growth may spend
+BUDGET = 1.0  # model evaluations per delivered frame, as a fraction of a full render, re-checks may bring it to
 ROUNDS = 4  # deliveries measured at most (the first one and up to three re-placements)
-GROWTH_SHARE = 0.35  # of the budget, for growing the tree before the first delivery (the rest: delivery, re-checks)
 
 Progress = Callable[[str, int, int], None]
 
@@ -244,11 +243,10 @@ class FrameTree:
         self.full_render_evaluations = self.evaluations // self.n_keyframes
         self.render([self.insertion(k + 0.5, *self.between(k + 0.5)) for k in range(self.segments)])
 
-    def grow(self, max_step: float, max_nodes: int, min_width: float, min_nodes: int = 0,
-             max_evaluations: float = float("inf")) -> str:
+    def grow(self, max_step: float, max_nodes: int, min_width: float, min_nodes: int = 0) -> str:
         """Insert midpoints into the largest gaps until there are ``min_nodes`` nodes (so a jump cannot hide
         between two even-looking coarse gaps) and the largest adjacent distance between nodes is at most
-        ``max_step`` times the mean, or ``max_nodes`` nodes, or ``max_evaluations`` spent. Gaps narrower than
+        ``max_step`` times the mean, or ``max_nodes`` nodes. Gaps narrower than
         ``min_width`` (in u) are not split: a jump that survives bisection down to there is a cut in the
         model's own trajectory, which more frames cannot smooth. Returns why growth stopped."""
         while True:
@@ -261,8 +259,6 @@ class FrameTree:
             room = max_nodes - len(self.nodes)
             if room <= 0:
                 return "node budget"
-            if self.evaluations >= max_evaluations:
-                return "evaluation budget"
             limit = max_step * mean if dense else -1.0
             worst = sorted((i for i, g in enumerate(gaps) if g > limit), key=lambda i: -gaps[i])
             wanted = min(room, self.batch_size) if dense else min(room, self.batch_size, min_nodes - len(self.nodes))
@@ -350,15 +346,15 @@ def adaptive_frames(tree: FrameTree, frames: int, max_step: float, easing: str =
     """Grow ``tree`` until its steps are even within ``max_step`` (or a budget), then deliver ``frames``
     frames evenly spaced in perceptual distance (within each segment's ``counts`` gaps when keyframes are
     pinned to frames), re-placed on a denser tree while their own largest step exceeds ``max_step``.
-    ``budget``: model evaluations per delivered frame, as a fraction of a full render, that growth and
-    re-placement may spend (the first delivery always completes). Returns positions, images and why
+    ``budget``: model evaluations per delivered frame, as a fraction of a full render, up to which the
+    re-checks may spend (growth and the first delivery always complete; the default 1.0 keeps adaptive
+    pacing no costlier than a uniform render). Returns positions, images and why
     growth stopped."""
     tree.planned = max_nodes if max_nodes is not None else frames
     tree.seed()
     limit = budget * frames * tree.full_render_evaluations
     min_width = 1.0 / (4 * max(frames - 1, 1))  # a quarter of a uniform frame step
-    stop = tree.grow(max_step, max_nodes if max_nodes is not None else frames, min_width, min_nodes=frames // 2,
-                     max_evaluations=GROWTH_SHARE * limit)
+    stop = tree.grow(max_step, max_nodes if max_nodes is not None else frames, min_width, min_nodes=frames // 2)
     positions, images = tree.deliver(frames, easing, counts, max_step=max_step, max_evaluations=limit, min_width=min_width)
     return positions, images, stop
 
