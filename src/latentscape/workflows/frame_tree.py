@@ -68,7 +68,7 @@ Progress = Callable[[str, int, int], None]
 @dataclass
 class Node:
     """One rendered frame of the tree: its path position, the step it started from, its image and its
-    latents at the branch steps from its start on (empty for leaves)."""
+    latents at the branch steps from its start on (empty where the memory bound was reached)."""
 
     u: float
     start: int
