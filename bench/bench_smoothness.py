@@ -10,7 +10,9 @@ Columns, over pairs: mean and worst max/mean step by both distances, mean 1 - Gi
 std of adjacent distances, in the metric's units), model evaluations per output frame as a fraction of a
 full render, and wall time relative to uniform. Targets (issue 9): adaptive worst-pair max/mean <= 1.8 and
 mean <= 1.5 by both distances; ISTD >= 50 % below uniform; evaluations per frame <= 0.8 of a full render;
-wall time <= 1.2x uniform.
+wall time <= 1.2x uniform. The methods run in a rotating order per pair (pair i starts with method i mod 3),
+so a burst of outside load on a shared box does not always land on the same one; each row records the
+1-minute load average it started under.
 
     nice -n 5 python bench/bench_smoothness.py                # all 24 pairs, 16 frames, 25 steps
     python bench/bench_smoothness.py --pairs 4 --steps 12     # a quick look
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -58,11 +61,12 @@ def run_pair(model, pair, mode, args):
 
     config = MorphConfig(keyframes=pair, frames=args.frames, steps=args.steps, pacing=mode, max_step=args.max_step,
                          batch_size=args.batch_size, cfg=args.cfg)
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     out = morph(model, config)
     wall = time.perf_counter() - start
     r = out.report
-    row = {"mode": mode, "pair": list(pair), "wall_s": wall,
+    row = {"mode": mode, "pair": list(pair), "wall_s": wall, "load_avg": load,
            "evals_per_frame_vs_full": r.evaluations_per_frame / r.full_render_evaluations}
     for name, s in r.stats.items():
         kind = "perceptual" if name != "ssim" else "ssim"
@@ -77,7 +81,7 @@ def summarise(rows):
         rs = [r for r in rows if r["mode"] == mode]
         if not rs:
             continue
-        s = {"pairs": len(rs), "wall_s": sum(r["wall_s"] for r in rs),
+        s = {"pairs": len(rs), "wall_s": sum(r["wall_s"] for r in rs), "load_avg": statistics.mean(r.get("load_avg", 0.0) for r in rs),
              "evals_per_frame_vs_full": statistics.mean(r["evals_per_frame_vs_full"] for r in rs)}
         for kind in ("perceptual", "ssim"):
             ratios = [r[kind]["max_over_mean"] for r in rs]
@@ -102,7 +106,7 @@ def table(summary) -> str:
         lines.append(f"| {mode} | {p['mean_max_over_mean']:.2f} / {p['worst_max_over_mean']:.2f} | "
                      f"{q['mean_max_over_mean']:.2f} / {q['worst_max_over_mean']:.2f} | {p['one_minus_gini']:.3f} / {q['one_minus_gini']:.3f} | "
                      f"{p['istd']:.3g} / {q['istd']:.3g} ({p.get('istd_vs_uniform', 1):.2f} / {q.get('istd_vs_uniform', 1):.2f}) | "
-                     f"{s['evals_per_frame_vs_full']:.2f} | {s['wall_s']:.0f} s ({s.get('wall_vs_uniform', 1):.2f}x) |")
+                     f"{s['evals_per_frame_vs_full']:.2f} | {s['wall_s']:.0f} s ({s.get('wall_vs_uniform', 1):.2f}x; load {s['load_avg']:.1f}) |")
     return "\n".join(lines)
 
 
@@ -126,11 +130,11 @@ def main(argv=None) -> int:
     model = latentscape.load()
     rows = []
     for i, pair in enumerate(PAIRS[: args.pairs]):
-        for mode in MODES:
+        for mode in MODES[i % len(MODES):] + MODES[:i % len(MODES)]:  # rotated: load bursts spread over methods
             rows.append(run_pair(model, pair, mode, args))
             r = rows[-1]
             print(f"pair {i} {mode}: lab {r['perceptual']['max_over_mean']:.2f} ssim {r['ssim']['max_over_mean']:.2f} "
-                  f"evals {r['evals_per_frame_vs_full']:.2f} wall {r['wall_s']:.1f}s", file=sys.stderr, flush=True)
+                  f"evals {r['evals_per_frame_vs_full']:.2f} wall {r['wall_s']:.1f}s load {r['load_avg']:.1f}", file=sys.stderr, flush=True)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"args": vars(args), "rows": rows, "summary": summarise(rows)}, f, indent=2)

@@ -12,10 +12,18 @@ render) where neighbours differ as much as the keyframes, deeper where they are 
 starts above its parents' own start steps (they hold no latents there); when the wanted step is shallower
 than that, the frame is rendered in full instead.
 
+Delivery re-checks what it delivers: the ``frames`` frames are placed evenly in the tree's cumulative
+distance (linear between nodes), rendered as branches and *measured*. While their largest step is above
+``max_step`` times their mean (and the evaluation budget allows), the midpoint of each too-large delivered
+step is inserted — branched as deep as the parents allow where that step is already narrower than the
+tree's bisection limit (a jump that bisection cannot split is a cut in the full renders' trajectory; a
+deep branch from the latents on both sides of it crosses it gradually) — and the frames are re-placed on
+the denser tree. The best-measured set is delivered. Every delivered frame is a node of the tree.
+
 Memory is bounded: a node stores its latents at each branch step from its own start on (latents, not
 images), and the tree never holds more than ``max_stored_latents`` of them: a node that would exceed the
-bound keeps none, so frames next to it are full renders (costlier, never wrong). Delivered frames are
-leaves and store none.
+bound keeps none, so frames next to it branch from farther nodes or are full renders (costlier, never
+wrong).
 
 Samplers: single-step samplers (euler, euler_a, ddim, lcm, flow_euler) branch exactly: a branch started at
 step k from a node's own latents reproduces that node (stochastic samplers' step-noise streams are advanced
@@ -51,6 +59,8 @@ BRANCH_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # of the schedule: where
 DEPTH = 0.7  # the deepest start, as a fraction of the steps, for neighbours that look alike
 MAX_STORED_LATENTS = 256
 SNAP = 0.1  # a delivered frame within this fraction of a step of a tree node (in distance) is that node
+BUDGET = 1.0  # model evaluations per delivered frame, as a fraction of a full render, re-checks may bring it to
+ROUNDS = 4  # deliveries measured at most (the first one and up to three re-placements)
 
 Progress = Callable[[str, int, int], None]
 
@@ -58,7 +68,7 @@ Progress = Callable[[str, int, int], None]
 @dataclass
 class Node:
     """One rendered frame of the tree: its path position, the step it started from, its image and its
-    latents at the branch steps from its start on (empty for leaves)."""
+    latents at the branch steps from its start on (empty where the memory bound was reached)."""
 
     u: float
     start: int
@@ -141,10 +151,11 @@ class FrameTree:
         return self.distance(self.node_at(float(k)), self.node_at(float(k + 1)))
 
     # --- choosing where a branch starts ----------------------------------------------------------------
-    def insertion(self, u: float, left: Node, right: Node) -> Insertion:
-        """How to render a frame at ``u`` between ``left`` and ``right``: from step k of their latents."""
+    def insertion(self, u: float, left: Node, right: Node, deep: bool = False) -> Insertion:
+        """How to render a frame at ``u`` between ``left`` and ``right``: from step k of their latents
+        (``deep``: as deep as ``depth`` allows, whatever their distance)."""
         d, big = self.distance(left, right), self.segment_distance(u)
-        closeness = 1.0 - min(d / big, 1.0) if big > 0 else 1.0
+        closeness = 1.0 if deep else 1.0 - min(d / big, 1.0) if big > 0 else 1.0
         wanted = self.first + self.depth * closeness**0.5 * (self.settings.steps - self.first)
         lowest = max(left.start, right.start)
         usable = [s for s in self.branch_steps if lowest <= s <= wanted and s in left.latents and s in right.latents]
@@ -152,10 +163,20 @@ class FrameTree:
             return Insertion(u, self.first)  # shallower than the parents allow: a full render
         return Insertion(u, max(usable), left, right)
 
-    def between(self, u: float) -> tuple[Node, Node]:
+    def between(self, u: float, parents: bool = False) -> tuple[Node, Node]:
+        """The nodes either side of ``u`` (``parents``: the nearest ones holding latents, where there are)."""
         nodes = self.path_nodes()
         i = int(np.searchsorted([n.u for n in nodes], u, side="right"))
-        return nodes[i - 1], nodes[i]
+        if not parents:
+            return nodes[i - 1], nodes[i]
+        left = next((n for n in reversed(nodes[:i]) if n.latents), nodes[i - 1])
+        right = next((n for n in nodes[i:] if n.latents), nodes[i])
+        return left, right
+
+    def cost(self, insertions: Sequence[Insertion]) -> float:
+        """Model evaluations the insertions will take (a full render's share per remaining step)."""
+        span = self.settings.steps - self.first
+        return sum(self.full_render_evaluations * (self.settings.steps - ins.start) / span for ins in insertions)
 
     # --- rendering -------------------------------------------------------------------------------------
     def render(self, insertions: Sequence[Insertion], *, store: bool = True, stage: str = "tree") -> list[Node]:
@@ -246,10 +267,10 @@ class FrameTree:
                 return "cut"
             self.render([self.insertion((nodes[i].u + nodes[i + 1].u) / 2, nodes[i], nodes[i + 1]) for i in worst])
 
-    def deliver(self, frames: int, easing: str = "linear", counts: Sequence[int] | None = None) -> tuple[list[float], list[Image.Image]]:
-        """``frames`` frames evenly spaced in perceptual distance along the tree's nodes (``counts``: fixed gaps
-        per segment, for frame-pinned keyframes): keyframes and frames within ``SNAP`` of a step from a node
-        are those nodes; the others are rendered as leaf branches."""
+    def place(self, frames: int, easing: str = "linear", counts: Sequence[int] | None = None, snap: float = SNAP) -> list[float]:
+        """``frames`` positions evenly spaced in the tree's cumulative distance (linear between nodes;
+        ``counts``: fixed gaps per segment, for frame-pinned keyframes). A position within ``snap`` of a
+        frame step (in distance) from a node is that node."""
         nodes = self.path_nodes()
         us = [n.u for n in nodes]
         gaps = self.distances(list(zip(nodes, nodes[1:])))
@@ -266,28 +287,75 @@ class FrameTree:
             near = int(np.argmin(np.abs(arc - a)))
             if self.node_at(u) is not None:
                 chosen.append(u)
-            elif abs(arc[near] - a) <= SNAP * spacing and us[near] not in used and not (self.closed and us[near] == us[-1]):
+            elif (abs(arc[near] - a) <= snap * spacing and us[near] not in used and not float(us[near]).is_integer()
+                  and (not chosen or us[near] > chosen[-1])):  # keyframes stay where the pacing put them
                 chosen.append(us[near])
             else:
                 chosen.append(u)
             used.add(chosen[-1])
-        missing = [u for u in chosen if self.node_at(u) is None]
-        self.planned = len(missing)
-        leaves = dict(zip(missing, self.render([self.insertion(u, *self.between(u)) for u in missing], store=False, stage="in-between")))
-        images = [self.node_at(u).image if self.node_at(u) is not None else leaves[u].image for u in chosen]
-        return chosen, images
+        return chosen
+
+    def steps_of(self, chosen: Sequence[float]) -> list[float]:
+        """Adjacent distances of the rendered frames at ``chosen`` (closed paths: back to the first too)."""
+        nodes = [self.node_at(u) for u in chosen]
+        if self.closed:
+            nodes.append(self.path_nodes()[-1])
+        return self.distances(list(zip(nodes, nodes[1:])))
+
+    def deliver(self, frames: int, easing: str = "linear", counts: Sequence[int] | None = None, *,
+                max_step: float | None = None, max_evaluations: float = float("inf"), min_width: float = 0.0,
+                rounds: int = ROUNDS) -> tuple[list[float], list[Image.Image]]:
+        """``frames`` frames evenly spaced in perceptual distance along the tree (see :meth:`place`), the
+        missing ones rendered as branches (and kept as nodes). With ``max_step``, the delivered frames are
+        measured and, while their largest step exceeds ``max_step`` times the mean and ``max_evaluations``
+        allow, the too-large steps are split (deep branches where a step is narrower than ``2·min_width``)
+        and the frames re-placed, ``rounds`` times at most; the best-measured set is returned."""
+        best: tuple[float, list[float]] | None = None
+        for round_ in range(rounds):
+            chosen = self.place(frames, easing, counts)
+            missing = [self.insertion(u, *self.between(u, parents=True)) for u in chosen if self.node_at(u) is None]
+            if best is not None and self.evaluations + self.cost(missing) > max_evaluations:
+                break
+            self.planned = len(missing)
+            self.render(missing, stage="in-between")
+            gaps = self.steps_of(chosen)
+            mean = float(np.mean(gaps))
+            ratio = max(gaps) / mean if mean > 0 else 1.0
+            if best is None or ratio < best[0]:
+                best = (ratio, chosen)
+            if max_step is None or ratio <= max_step or round_ == rounds - 1:
+                break
+            ends = chosen + ([self._end()] if self.closed else [])
+            worst = sorted((i for i, g in enumerate(gaps) if g > max_step * mean), key=lambda i: -gaps[i])
+            splits = []
+            for i in worst[:self.batch_size]:
+                a, b = ends[i], ends[i + 1]
+                if self.node_at((a + b) / 2) is None:
+                    splits.append(self.insertion((a + b) / 2, *self.between((a + b) / 2, parents=True), deep=b - a < 2 * min_width))
+            if not splits or self.evaluations + self.cost(splits) > max_evaluations:
+                break
+            self.render(splits)
+        assert best is not None
+        chosen = best[1]
+        return chosen, [self.node_at(u).image for u in chosen]
 
 
 def adaptive_frames(tree: FrameTree, frames: int, max_step: float, easing: str = "linear",
-                    max_nodes: int | None = None, counts: Sequence[int] | None = None) -> tuple[list[float], list[Image.Image], str]:
+                    max_nodes: int | None = None, counts: Sequence[int] | None = None,
+                    budget: float = BUDGET) -> tuple[list[float], list[Image.Image], str]:
     """Grow ``tree`` until its steps are even within ``max_step`` (or a budget), then deliver ``frames``
     frames evenly spaced in perceptual distance (within each segment's ``counts`` gaps when keyframes are
-    pinned to frames). Returns positions, images and why growth stopped."""
+    pinned to frames), re-placed on a denser tree while their own largest step exceeds ``max_step``.
+    ``budget``: model evaluations per delivered frame, as a fraction of a full render, up to which the
+    re-checks may spend (growth and the first delivery always complete; the default 1.0 keeps adaptive
+    pacing no costlier than a uniform render). Returns positions, images and why
+    growth stopped."""
     tree.planned = max_nodes if max_nodes is not None else frames
     tree.seed()
+    limit = budget * frames * tree.full_render_evaluations
     min_width = 1.0 / (4 * max(frames - 1, 1))  # a quarter of a uniform frame step
     stop = tree.grow(max_step, max_nodes if max_nodes is not None else frames, min_width, min_nodes=frames // 2)
-    positions, images = tree.deliver(frames, easing, counts)
+    positions, images = tree.deliver(frames, easing, counts, max_step=max_step, max_evaluations=limit, min_width=min_width)
     return positions, images, stop
 
 
