@@ -203,17 +203,23 @@ class Worker:
 
 
 def _preview_png(model, state) -> bytes | None:
-    """The first item's current x0 prediction through the latent format's linear RGB preview (no VAE)."""
+    """The first item's current x0 prediction as a PNG of the image's size: through the model's tiny preview
+    decoder when it has one (:mod:`latentscape.models.preview`), else the latent format's linear RGB preview
+    (no VAE), enlarged."""
     from PIL import Image
 
     latents = state.denoised if state.denoised is not None else state.latents
     try:
-        rgb = model.latent_format.preview(latents[:1].float())[0].permute(1, 2, 0).cpu().numpy()
+        if getattr(model, "preview_decoder", None) is not None:
+            rgb = model.preview(latents[:1])[0].permute(1, 2, 0).cpu().numpy()
+        else:
+            rgb = model.latent_format.preview(latents[:1].float())[0].permute(1, 2, 0).cpu().numpy()
     except Exception:  # a family without RGB preview factors: no live preview
         return None
     image = Image.fromarray((rgb.clip(0, 1) * 255).round().astype("uint8"))
-    factor = model.latent_format.downscale
-    image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+    width, height = latents.shape[-1] * model.latent_format.downscale, latents.shape[-2] * model.latent_format.downscale
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
