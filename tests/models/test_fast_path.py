@@ -236,3 +236,16 @@ def test_attention_runs_through_sdpa(tiny_sd):
     model = load(tiny_sd, device="cpu")
     processors = {type(p).__name__ for p in model.denoiser.attn_processors.values()}
     assert processors == {"AttnProcessor2_0"}
+
+
+def test_half_precision_keeps_an_fp32_vae(tiny_sdxl):
+    """fp16 (the GPU default for SD/SDXL) keeps the VAE in fp32 where its config says it overflows in fp16
+    (SDXL's does); the denoiser runs in fp16 and its latents decode to finite pixels through the fp32 VAE."""
+    model = load(tiny_sdxl, device="cpu", dtype="fp16")
+    assert model.denoiser.dtype == torch.float16 and model.vae.dtype == torch.float32
+    cond, uncond = model.encode_prompts(["a cat"]), model.encode_negatives([""])
+    latents = denoise(model, torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(0)), cond, uncond, steps=2)
+    assert latents.dtype == torch.float16
+    pixels = model.decode(latents)
+    assert pixels.dtype == torch.float32 and bool(torch.isfinite(pixels).all())
+    assert load(tiny_sdxl, device="cpu", dtype="bf16").vae.dtype == torch.bfloat16  # bf16 has fp32's range
