@@ -132,3 +132,24 @@ def test_embedded_preview_decoder_is_small_and_close_to_the_vae(embedded):
     preview = embedded.preview(latents)
     mse = float(((full - preview) ** 2).mean())
     assert preview.shape == full.shape and 10 * np.log10(1 / mse) >= 18
+
+
+def test_server_makes_at_most_one_preview_per_interval(tiny_sd, tmp_path, monkeypatch):
+    """A fast GPU makes many steps a second: the worker decodes a preview only every PREVIEW_INTERVAL, and at the
+    last step, and keeps the latest one meanwhile."""
+    from latentscape.server import worker as worker_module
+    from latentscape.server.jobs import JobStore
+    from latentscape.server.requests import Limits
+
+    made = []
+    monkeypatch.setattr(worker_module, "_preview_png", lambda model, state: made.append(state.step) or b"png%d" % state.step)
+    clock = [100.0]
+    monkeypatch.setattr(worker_module.time, "monotonic", lambda: clock[0])
+    worker = worker_module.Worker(JobStore(tmp_path / "data"), load(tiny_sd, device="cpu"), Limits())
+    worker.live = {"id": "j1", "progress": {}}
+    callback = worker._step_callback("j1")
+    for step in range(6):
+        callback(SimpleNamespace(step=step, total=6, latents=None, denoised=None))
+        clock[0] += 0.08  # 12.5 steps a second
+    assert made == [0, 3, 5]  # 0.24 s after step 0; and the last step
+    assert worker.live["preview"] == b"png5" and worker.live["progress"] == {"step": 6, "total": 6}

@@ -25,6 +25,8 @@ from latentscape.errors import LatentscapeError
 from latentscape.server.jobs import JobStore, fsync_dir, write_record
 from latentscape.server.requests import Limits
 
+PREVIEW_INTERVAL = 0.2  # seconds between two live previews of a running job
+
 log = logging.getLogger(__name__)
 
 
@@ -171,16 +173,19 @@ class Worker:
             self.done_count += 1
 
     def _step_callback(self, job_id: str):
-        last_check = [0.0]
+        last_check, last_preview = [0.0], [-PREVIEW_INTERVAL]
 
         def callback(state) -> bool:
             progress = dict(self.live.get("progress", {}))
             progress.update(step=int(state.step) + 1, total=int(state.total))
-            preview = _preview_png(self.model, state)
+            preview = None  # at most one preview per interval (and the last step's): a fast GPU is not held up
+            if time.monotonic() - last_preview[0] >= PREVIEW_INTERVAL or state.step + 1 >= state.total:
+                preview, last_preview[0] = _preview_png(self.model, state), time.monotonic()
             with self._lock:
                 if self.live.get("id") == job_id:
                     self.live["progress"] = progress
-                    self.live["preview"] = preview
+                    if preview is not None:
+                        self.live["preview"] = preview
             self._serve_urgent()
             now = time.monotonic()
             if now - last_check[0] > 0.1:
