@@ -239,7 +239,6 @@ def load(
     import diffusers
 
     from latentscape.models.backends import apply_backend, check_backend
-
     from latentscape.models.fast import apply_fast_path, check_compile, check_vae_batch
 
     check_backend(backend)  # an unknown backend or a missing package fails before the model loads
