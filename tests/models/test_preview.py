@@ -72,7 +72,7 @@ def test_bad_preview_folders(tiny_sd, tiny_sd3, tmp_path):
     torch.save({}, pickled / "diffusion_pytorch_model.bin")
     with pytest.raises(LatentscapeError, match=r"has no diffusion_pytorch_model.safetensors \(pickled weights are not loaded\)"):
         load(tiny_sd, device="cpu", preview_decoder=pickled)
-    with pytest.raises(LatentscapeError, match=r"^preview_decoder=True needs the embedded model"):
+    with pytest.raises(LatentscapeError, match=r"^preview_decoder=True asks for the embedded model's distilled decoder .*pass a local TAESD-family folder\.$"):
         load(tiny_sd, device="cpu", preview_decoder=True)
 
 
@@ -116,8 +116,8 @@ def test_embedded_preview_decoder_is_small_and_close_to_the_vae(embedded):
     assert embedded.preview_decoder is not None
     assert (EMBEDDED_PREVIEW / WEIGHTS).stat().st_size <= 1 << 20
     report = json.loads((EMBEDDED_PREVIEW / "report.json").read_text())
-    assert report["psnr_db"] >= 20 and report["speedup_1"] > 1
-    # a drawn emoji-like face: the preview is within the report's quality of the full decoder here too
+    assert report["psnr_db"] >= 18 and report["speedup_8"] > 2  # the bar for shipping one (report.json beside it)
+    # a drawn emoji-like face: the preview is closer to the full decoder than the linear preview the server showed
     image = Image.new("RGB", (64, 64), "white")
     from PIL import ImageDraw
 
@@ -126,12 +126,16 @@ def test_embedded_preview_decoder_is_small_and_close_to_the_vae(embedded):
     draw.ellipse((20, 22, 26, 30), fill="black")
     draw.ellipse((38, 22, 44, 30), fill="black")
     draw.arc((18, 28, 46, 50), 20, 160, fill="black", width=3)
-    pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1
     latents = embedded.encode_images(pixels)
     full = ((embedded.decode(latents).clamp(-1, 1) + 1) / 2)
     preview = embedded.preview(latents)
-    mse = float(((full - preview) ** 2).mean())
-    assert preview.shape == full.shape and 10 * np.log10(1 / mse) >= 18
+    linear = torch.nn.functional.interpolate(embedded.latent_format.preview(latents), scale_factor=8, mode="nearest")
+
+    def psnr(a):
+        return 10 * np.log10(1 / float(((full - a) ** 2).mean()))
+
+    assert preview.shape == full.shape and psnr(preview) > psnr(linear) + 1, (psnr(preview), psnr(linear))
 
 
 def test_server_makes_at_most_one_preview_per_interval(tiny_sd, tmp_path, monkeypatch):

@@ -234,7 +234,7 @@ def load(
     GPU fast path (:mod:`latentscape.models.fast`): ``vae_batch`` images per VAE call (default 1 on the CPU, which
     keeps every image's decode the same computation in any job; 8 on accelerators), ``compile=True`` (or a
     ``torch.compile`` mode) compiles the denoiser. ``preview_decoder``: a local TAESD-family folder for live
-    previews (:mod:`latentscape.models.preview`; the embedded model's own is used by default, ``False``: none).
+    previews (:mod:`latentscape.models.preview`; default: the embedded model's own when one is shipped, ``False``: none).
     """
     import diffusers
 
@@ -362,8 +362,8 @@ def _attach_preview(adapter: Family, folder: str | os.PathLike | bool | None, em
     if folder is None or folder is True:
         if not (embedded and (EMBEDDED_PREVIEW / "config.json").is_file()):
             if folder is True:
-                raise LatentscapeError("preview_decoder=True needs the embedded model (it ships one); for other models pass "
-                                       "a local TAESD-family folder.")
+                raise LatentscapeError(f"preview_decoder=True asks for the embedded model's distilled decoder ({EMBEDDED_PREVIEW}), "
+                                       "which this model or installation does not have; pass a local TAESD-family folder.")
             return
         folder = EMBEDDED_PREVIEW
     adapter.preview_decoder = load_preview_decoder(folder, family=adapter.name, channels=adapter.latent_format.channels,

@@ -3,7 +3,8 @@
 Every family can use a TAESD-family decoder (diffusers ``AutoencoderTiny``: ``taesd`` for SD1/2, ``taesdxl``
 for SDXL, ``taesd3`` for SD3, ``taef1`` for FLUX) from a *local* diffusers folder (``config.json`` +
 ``.safetensors``; nothing is downloaded, pickles are refused). The embedded model ships one distilled from its
-own VAE decoder (``models/embedded/preview``, made by :mod:`latentscape.train.preview`), used automatically.
+own VAE decoder when one is shipped in ``models/embedded/preview`` (made by :mod:`latentscape.train.preview`;
+none ships yet: the one distilled so far was not clearly better than the linear preview), used automatically.
 
 The tiny decoder's own config says what it takes, as the diffusers pipelines use it: it decodes
 ``latents / scaling_factor + shift_factor`` of the model-space latents (TAESD/TAESDXL: scaling 1, i.e. the

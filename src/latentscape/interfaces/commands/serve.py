@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default: fp32 on CPU, half on GPU")
     p.add_argument("--preview-decoder", default=None, metavar="DIR",
                    help="a local TAESD-family folder (taesd, taesdxl, taesd3, taef1) for the live progress previews "
-                        "(default: the embedded model's own; other models: the linear latent->RGB preview)")
+                        "(default: the embedded model's own when one is shipped, else the linear latent->RGB preview)")
     p.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE", help="torch.compile the denoiser (see generate --help)")
     g = p.add_argument_group("limits (per request)")
     g.add_argument("--max-steps", type=int, default=150)
