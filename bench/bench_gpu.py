@@ -8,10 +8,15 @@ The components are built from their published architecture configs with random w
 timing does not depend on the weight values) and shared by both sides, so both run the very same modules
 in the same dtype. Sides, alternating, best of ``--repeats``:
 
-- ``latentscape``: ``morph`` with uniform pacing, ``--batch-size`` frames per forward;
+- ``latentscape``: ``morph`` with uniform pacing, ``--batch-size`` frames per forward, through the GPU fast
+  path of :mod:`latentscape.models.fast` (no host sync per step, ``--vae-batch`` images per VAE decode);
 - ``diffusers batched``: the prompts encoded once, per-frame embeddings and noise interpolated, one
   pipeline call per chunk of ``--batch-size`` frames with batched ``prompt_embeds``/``latents``;
-- with ``--compile`` both again after ``torch.compile`` of the denoiser (the compile time is printed apart).
+- with ``--compile`` both again after ``load(..., compile=MODE)``'s compile of the shared denoiser
+  (channels_last + ``torch.compile`` in place; the compile time is printed apart).
+
+On CUDA it also counts the host syncs of a 4-step latentscape denoise (``torch.cuda.set_sync_debug_mode``),
+which should not grow with the steps.
 
 Prints frames/s, the ratio to diffusers batched and the fraction of the FLOP limit: FLOPs per frame from
 ``torch.utils.flop_counter`` (UNet calls and VAE decode) over a dense half-precision matmul peak measured in
@@ -107,16 +112,47 @@ def build_sdxl(toy: bool):
 ARCHS = {"sd15": ("sd", build_sd15), "sdxl": ("sdxl", build_sdxl)}
 
 
-def wrap(pipe, family: str, device: torch.device, dtype: torch.dtype):
-    """The latentscape adapter over the very same pipeline object (no copy of the weights)."""
+def wrap(pipe, family: str, device: torch.device, dtype: torch.dtype, vae_batch: int | None = None):
+    """The latentscape adapter over the very same pipeline object (no copy of the weights), with the fast path's
+    VAE batch (``None``: the device's default)."""
+    from latentscape.models.fast import apply_fast_path
     from latentscape.models.latent_format import FORMATS
     from latentscape.models.load import family_classes
 
     pipe.to(device, dtype)
     pipe.vae.to(torch.float32)  # both families' VAEs overflow in fp16 (force_upcast), on both sides
     pipe.set_progress_bar_config(disable=True)
-    return family_classes()[family](pipe, FORMATS[family].from_vae_config(pipe.vae.config), model_id=f"random-{family}",
-                                    device=device, dtype=dtype)
+    model = family_classes()[family](pipe, FORMATS[family].from_vae_config(pipe.vae.config), model_id=f"random-{family}",
+                                     device=device, dtype=dtype)
+    apply_fast_path(model, vae_batch=vae_batch)
+    return model
+
+
+def count_syncs(model, args) -> float | None:
+    """Host syncs per step of a latentscape denoise on CUDA (``None`` elsewhere): (syncs at 8 steps − at 4) / 4,
+    so the one-off syncs of setting up a run cancel out."""
+    import warnings
+
+    from latentscape.sampling import denoise
+
+    if model.device.type != "cuda":
+        return None
+    cond = model.encode_prompts(list(PROMPTS))
+    uncond = model.encode_negatives([""] * len(PROMPTS))
+    f = model.latent_format.downscale
+    noise = torch.randn(len(PROMPTS), 4, args.size // f, args.size // f, generator=torch.Generator().manual_seed(0))
+    counts = []
+    for steps in (4, 8):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                denoise(model, noise, cond, uncond, steps=steps, guidance_scale=args.cfg)
+                torch.cuda.synchronize()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        counts.append(sum("synchroniz" in str(w.message) for w in caught))
+    return (counts[1] - counts[0]) / 4
 
 
 def latentscape_side(model, pipe, args):
@@ -207,14 +243,16 @@ def bench_arch(name: str, args) -> list[str]:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype if device.type == "cuda" else "fp32"]
     pipe = build(args.toy)
-    model = wrap(pipe, family, device, dtype)
+    model = wrap(pipe, family, device, dtype, args.vae_batch)
     sides = {"latentscape": latentscape_side, "diffusers batched": diffusers_side}
     results: dict[str, float] = {}
     compile_s = None
     for compiled in (False, True) if args.compile else (False,):
         if compiled:
+            from latentscape.models.fast import apply_fast_path, check_compile
+
             start = time.perf_counter()
-            pipe.unet = torch.compile(pipe.unet, mode=args.compile_mode)
+            apply_fast_path(model, vae_batch=model.vae_batch, compile_mode=check_compile(args.compile_mode, device, None))
             for fn in sides.values():  # compile and warm both sides outside the timing
                 fn(model, pipe, argparse.Namespace(**{**vars(args), "frames": args.batch_size, "steps": 2}))
             compile_s = time.perf_counter() - start
@@ -227,12 +265,15 @@ def bench_arch(name: str, args) -> list[str]:
                 best[key] = min(best[key], timed(fn, model, pipe, args))
         for key, t in best.items():
             results[key + (" + compile" if compiled else "")] = t
+    syncs = count_syncs(model, args)
     flops = flops_per_frame(pipe, args)
     peak = matmul_peak(device, dtype)
     base = args.frames / results["diffusers batched"]
     lines = [f"{name}: {args.size}x{args.size}, {args.frames} frames, {args.steps} steps, CFG {args.cfg}, batch "
              f"{args.batch_size}, {device} {dtype}, {'toy' if args.toy else 'full-size'} architecture; "
              f"{flops / 1e12:.2f} TFLOP per frame, matmul peak {peak / 1e12:.1f} TFLOP/s -> limit {peak / flops:.2f} frames/s"]
+    lines.append(f"  VAE batch {model.vae_batch}; host syncs per denoising step: "
+                 f"{'n/a (not CUDA)' if syncs is None else f'{syncs:g}'}")
     if compile_s is not None:
         lines.append(f"  compile + warm-up: {compile_s:.1f} s")
     for key, t in results.items():
@@ -254,7 +295,9 @@ def main(argv: list[str] | None = None) -> list[str]:
     p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default="fp16", help="on CUDA (the CPU runs fp32)")
     p.add_argument("--device", default=None)
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd denoisers")
-    p.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
+    p.add_argument("--compile-mode", default="max-autotune-no-cudagraphs",
+                   help="default, reduce-overhead (CUDA graphs), max-autotune, max-autotune-no-cudagraphs")
+    p.add_argument("--vae-batch", type=int, default=None, help="images per VAE decode (default: 1 on CPU, 8 on GPU)")
     p.add_argument("--toy", action="store_true", help="tiny configs (for a CPU check of the script)")
     args = p.parse_args(argv)
     lines = []

@@ -91,15 +91,31 @@ def _same_or_per_item(values: torch.Tensor) -> float | torch.Tensor:
     return float(values[0]) if bool((values == values[0]).all()) else values
 
 
-def _guide(uncond: torch.Tensor, cond: torch.Tensor, scale: torch.Tensor, rescale: torch.Tensor) -> torch.Tensor:
+@dataclass(frozen=True)
+class _Guidance:
+    """What CFG needs at every step, decided once before the loop: no host sync (``float``/``bool`` of a
+    device tensor) happens per step. ``scale``/``rescale`` are one float when every item shares the value
+    (bit-identical to diffusers' scalar path), else a (B,) tensor; ``guided``: which items have a scale > 1."""
+
+    scale: float | torch.Tensor
+    rescale: float | torch.Tensor | None  # None: no item rescales
+    guided: torch.Tensor | None  # (B,) bool, None when every item is guided
+
+    @classmethod
+    def of(cls, scale: torch.Tensor, rescale: torch.Tensor) -> "_Guidance":
+        guided_items = scale > 1
+        return cls(_same_or_per_item(scale), _same_or_per_item(rescale) if bool((rescale > 0).any()) else None,
+                   None if bool(guided_items.all()) else guided_items)
+
+
+def _guide(uncond: torch.Tensor, cond: torch.Tensor, guidance: _Guidance) -> torch.Tensor:
     """CFG and guidance rescale per item; items with a scale <= 1 get the plain conditional prediction,
     as they would in a batch of their own (diffusers runs no CFG there)."""
-    guided_items = scale > 1
-    out = cfg(uncond, cond, _same_or_per_item(scale))
-    if bool((rescale > 0).any()):
-        out = rescale_guidance(out, cond, _same_or_per_item(rescale))
-    if not bool(guided_items.all()):
-        out = torch.where(guided_items.view(-1, *([1] * (cond.ndim - 1))), out, cond)
+    out = cfg(uncond, cond, guidance.scale)
+    if guidance.rescale is not None:
+        out = rescale_guidance(out, cond, guidance.rescale)
+    if guidance.guided is not None:
+        out = torch.where(guidance.guided.view(-1, *([1] * (cond.ndim - 1))), out, cond)
     return out
 
 
@@ -194,9 +210,10 @@ def denoise(
     cond_in = batched(cond)
     emb = None
     if embedded_guidance is not None:
-        emb = _per_item(embedded_guidance, batch)
+        emb = _per_item(embedded_guidance, batch).to(model.device)  # moved once, not at every step
         emb = torch.cat([emb, emb]) if use_cfg else emb
     rescale = _per_item(guidance_rescale, batch).to(model.device)
+    guidance = _Guidance.of(scale, rescale) if use_cfg else None
 
     step_params = inspect.signature(scheduler.step).parameters
     step_kwargs = {}
@@ -222,7 +239,7 @@ def denoise(
         out = model.predict(x_in, t, cond_in, emb)
         if use_cfg:
             out_uncond, out_cond = out.chunk(2)
-            out = _guide(out_uncond, out_cond, scale, rescale)
+            out = _guide(out_uncond, out_cond, guidance)
         if streams is not None:
             result, latents = _path_step(scheduler, out, t, latents, noise_path, streams, step_kwargs)
         else:

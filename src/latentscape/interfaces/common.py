@@ -27,6 +27,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.ckpt/.bin) checkpoints: only for files you trust")
     g.add_argument("--offload", action="store_true", help="GPU: keep each component on the GPU only while it runs")
     g.add_argument("--backend", default=None, help="denoiser engine: torch (default, exact) or onnx (ONNX Runtime, CPU fp32, pixels within 2/255)")
+    g.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                   help="torch.compile the denoiser (GPU fast path; MODE: default, reduce-overhead = CUDA graphs, max-autotune, "
+                        "max-autotune-no-cudagraphs); matches the eager model to rounding")
 
 
 def add_sampling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
@@ -111,7 +114,8 @@ def load_model(args: argparse.Namespace, config: Any = None):
 
     with load_timer(args):
         return load(args.model, device=args.device, dtype=args.dtype, config=args.config,
-                    allow_pickle=args.allow_pickle, offload=args.offload, backend=args.backend)
+                    allow_pickle=args.allow_pickle, offload=args.offload, backend=args.backend,
+                    compile=getattr(args, "compile", None) or False)
 
 
 def add_recipe_model_args(p: argparse.ArgumentParser) -> None:
@@ -136,7 +140,8 @@ def load_for_replay(args: argparse.Namespace, recipe_model: str, load_options=No
                      dtype=args.dtype or (options.get("dtype") if from_recipe else None),
                      config=args.config or (options.get("config") if from_recipe else None),
                      allow_pickle=args.allow_pickle, offload=args.offload,
-                     backend=args.backend or options.get("backend"))  # replay stays within the recipe's backend
+                     backend=args.backend or options.get("backend"),  # replay stays within the recipe's backend
+                     compile=getattr(args, "compile", None) or False)
     if model.model_id != recipe_model:
         print(f"note: the recipe was made with model '{recipe_model}' but '{model.model_id}' is loaded, so the result "
               "will differ; pass --model-from-recipe to load the recipe's model (only for files you trust).", file=sys.stderr)

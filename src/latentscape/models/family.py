@@ -50,6 +50,7 @@ class Family(ABC):
         # how load() was called beyond the model id (single-file config, dtype): recipes record it for replay
         self.load_options: dict[str, Any] = {"config": None, "dtype": None}
         self.model_hash: str | None = None  # A1111's short hash of the checkpoint (models/model_hash.py), set by load()
+        self.preview_decoder = None  # a models.preview.PreviewDecoder for live previews, set by load()
 
     # --- what the model is -------------------------------------------------------------------------
     @property
@@ -142,11 +143,12 @@ class Family(ABC):
         """
         self.check_pixels(pixels.shape[-1], pixels.shape[-2], "an input image of")
         vae = self.vae
-        out = []
-        for chunk in pixels.split(self.vae_batch):
+
+        def encode(chunk):
             dist = vae.encode(chunk.to(self.device, vae.dtype)).latent_dist
-            out.append(dist.sample(generator=sample) if sample is not None else dist.mode())
-        return self.latent_format.to_model(torch.cat(out).to(self.dtype))
+            return dist.sample(generator=sample) if sample is not None else dist.mode()
+
+        return self.latent_format.to_model(self._vae_chunks(encode, pixels).to(self.dtype))
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -163,7 +165,35 @@ class Family(ABC):
             raise LatentscapeError(
                 f"the latents to decode hold {bad:,} NaN or infinite values (a {str(self.dtype).replace('torch.', '')} "
                 "overflow in the denoiser, or a guidance scale far too high); try dtype fp32 or a lower cfg.")
-        return torch.cat([self._decode_finite(chunk) for chunk in latents.split(self.vae_batch)])
+        return self._vae_chunks(self._decode_finite, latents)
+
+    def _vae_chunks(self, fn, items: torch.Tensor) -> torch.Tensor:
+        """``fn`` over ``items`` in chunks of :attr:`vae_batch`, concatenated. A chunk of several images that runs
+        out of accelerator memory is retried in halves, and the smaller batch is kept for the rest of the session."""
+        out, start = [], 0
+        while start < len(items):
+            chunk = items[start:start + self.vae_batch]
+            try:
+                out.append(fn(chunk))
+            except torch.OutOfMemoryError:
+                if len(chunk) == 1:
+                    raise
+                self.vae_batch = max(1, len(chunk) // 2)
+                log.warning("the VAE ran out of memory on %d images at a time; going on with %d", len(chunk), self.vae_batch)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            start += len(chunk)
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def preview(self, latents: torch.Tensor) -> torch.Tensor:
+        """Model-space latents (B, C, h, w) -> a quick RGB preview in [0, 1]: the tiny preview decoder's
+        (B, 3, H, W) when one is loaded (:mod:`latentscape.models.preview`), else the latent format's linear
+        approximation at latent size (B, 3, h, w)."""
+        if self.preview_decoder is not None:
+            return self.preview_decoder(latents)
+        return self.latent_format.preview(latents)
 
     def _decode_finite(self, latents: torch.Tensor) -> torch.Tensor:
         vae = self.vae

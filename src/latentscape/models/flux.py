@@ -68,10 +68,19 @@ class Flux(Family):
         sigmas = None if config.get("use_flow_sigmas", False) else flux_sigmas(steps)
         return set_flow_timesteps(scheduler, steps, self.device, mu=mu, sigmas=sigmas)
 
+    def _image_ids(self, h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
+        """:func:`image_ids` on the device, made once per latent size (not moved to the device at every step)."""
+        cache = self.__dict__.setdefault("_image_id_cache", {})
+        if (h, w, dtype) not in cache:
+            cache[(h, w, dtype)] = image_ids(h, w, self.device, dtype)
+        return cache[(h, w, dtype)]
+
     def predict(self, latents, t, cond, guidance=None):
         b, _, h, w = latents.shape
         if self.embedded_guidance:
-            guidance = (guidance if guidance is not None else torch.full((b,), 3.5)).to(self.device, torch.float32)
+            guidance = guidance if guidance is not None else torch.full((b,), 3.5, device=self.device)
+            guidance = guidance.to(self.device) if guidance.device != self.device else guidance
+            guidance = guidance.float()
         else:
             guidance = None
         out = self.denoiser(
@@ -81,7 +90,7 @@ class Flux(Family):
             pooled_projections=cond.pooled,
             encoder_hidden_states=cond.embeds,
             txt_ids=torch.zeros(cond.embeds.shape[1], 3, device=self.device, dtype=latents.dtype),
-            img_ids=image_ids(h, w, self.device, latents.dtype),
+            img_ids=self._image_ids(h, w, latents.dtype),
             return_dict=False,
         )[0]
         return unpack(out, h, w)

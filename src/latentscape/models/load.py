@@ -216,6 +216,9 @@ def load(
     allow_pickle: bool = False,
     offload: bool = False,
     backend: str | None = None,
+    vae_batch: int | None = None,
+    compile: bool | str = False,
+    preview_decoder: str | os.PathLike | bool | None = None,
 ) -> Family:
     """Load ``model`` and return its family adapter.
 
@@ -228,12 +231,18 @@ def load(
     Device and dtype are automatic (fp32 on CPU, fp16/bf16 on GPU with an fp32 VAE where the VAE needs it)
     and can be overridden. ``offload=True`` moves each component to the GPU only while it runs.
     ``backend`` runs the denoiser with another engine (:mod:`latentscape.models.backends`; default ``torch``, exact).
+    GPU fast path (:mod:`latentscape.models.fast`): ``vae_batch`` images per VAE call (default 1 on the CPU, which
+    keeps every image's decode the same computation in any job; 8 on accelerators), ``compile=True`` (or a
+    ``torch.compile`` mode) compiles the denoiser. ``preview_decoder``: a local TAESD-family folder for live
+    previews (:mod:`latentscape.models.preview`; default: the embedded model's own when one is shipped, ``False``: none).
     """
     import diffusers
 
     from latentscape.models.backends import apply_backend, check_backend
+    from latentscape.models.fast import apply_fast_path, check_compile, check_vae_batch
 
     check_backend(backend)  # an unknown backend or a missing package fails before the model loads
+    check_vae_batch(vae_batch)
 
     name = None if model is None else str(model)
     if name in EMBEDDED_NAMES:
@@ -247,6 +256,7 @@ def load(
         source, model_id = name, name
     path = Path(source)
     dev = auto_device(device)
+    compile_mode = check_compile(compile, dev, backend)
 
     if path.is_dir():
         class_name = _pipeline_class_of(path)
@@ -337,5 +347,24 @@ def load(
     adapter.load_options = {"config": None if config is None else str(config), "dtype": dtype_name(dt)}
     adapter.model_hash = model_hash(path) if (path.is_dir() or path.is_file()) else None  # A1111's "Model hash"
     apply_backend(adapter, backend)
+    apply_fast_path(adapter, vae_batch=vae_batch, compile_mode=compile_mode)
+    _attach_preview(adapter, preview_decoder, embedded=model_id == "embedded")
     log.info("loaded %s (%s) on %s as %s", model_id, family, dev, dt)
     return adapter
+
+
+def _attach_preview(adapter: Family, folder: str | os.PathLike | bool | None, embedded: bool) -> None:
+    """Load the preview decoder asked for (the embedded model's own by default; ``False``: none)."""
+    from latentscape.models.preview import EMBEDDED_PREVIEW, load_preview_decoder
+
+    if folder is False:
+        return
+    if folder is None or folder is True:
+        if not (embedded and (EMBEDDED_PREVIEW / "config.json").is_file()):
+            if folder is True:
+                raise LatentscapeError(f"preview_decoder=True asks for the embedded model's distilled decoder ({EMBEDDED_PREVIEW}), "
+                                       "which this model or installation does not have; pass a local TAESD-family folder.")
+            return
+        folder = EMBEDDED_PREVIEW
+    adapter.preview_decoder = load_preview_decoder(folder, family=adapter.name, channels=adapter.latent_format.channels,
+                                                   device=adapter.device, dtype=adapter.dtype)

@@ -97,9 +97,15 @@ class StableDiffusion(Family):
     def _timestep_cond(self, guidance: torch.Tensor | None, batch: int, dtype: torch.dtype) -> torch.Tensor | None:
         if not self.embedded_guidance:
             return None
+        cached = getattr(self, "_tcond", None)  # the loop passes the same guidance tensor at every step:
+        if cached is not None and cached[0] is guidance and cached[1:3] == (batch, dtype):  # embed it once
+            return cached[3]
         w = (guidance if guidance is not None else torch.full((batch,), 7.5)) - 1
         emb = self.pipe.get_guidance_scale_embedding(w.float().cpu(), embedding_dim=self.denoiser.config.time_cond_proj_dim)
-        return emb.to(self.device, dtype)
+        emb = emb.to(self.device, dtype)
+        if guidance is not None:  # holding the tensor keeps its identity unique
+            self._tcond = (guidance, batch, dtype, emb)
+        return emb
 
     def predict(self, latents, t, cond, guidance=None):
         return self.denoiser(

@@ -39,8 +39,11 @@ class StableDiffusionXL(StableDiffusion):
     def _time_ids(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, 6): original size, crop top-left, target size — the defaults the SDXL pipeline uses."""
         h, w = latents.shape[-2] * self.latent_format.downscale, latents.shape[-1] * self.latent_format.downscale
-        ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=latents.dtype, device=self.device)
-        return ids.expand(latents.shape[0], -1)
+        key = (h, w, latents.dtype)
+        cache = self.__dict__.setdefault("_time_id_cache", {})
+        if key not in cache:  # made and moved to the device once per size, not at every step
+            cache[key] = torch.tensor([[h, w, 0, 0, h, w]], dtype=latents.dtype, device=self.device)
+        return cache[key].expand(latents.shape[0], -1)
 
     def predict(self, latents, t, cond, guidance=None):
         return self.denoiser(

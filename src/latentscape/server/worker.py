@@ -25,6 +25,8 @@ from latentscape.errors import LatentscapeError
 from latentscape.server.jobs import JobStore, fsync_dir, write_record
 from latentscape.server.requests import Limits
 
+PREVIEW_INTERVAL = 0.2  # seconds between two live previews of a running job
+
 log = logging.getLogger(__name__)
 
 
@@ -171,16 +173,19 @@ class Worker:
             self.done_count += 1
 
     def _step_callback(self, job_id: str):
-        last_check = [0.0]
+        last_check, last_preview = [0.0], [-PREVIEW_INTERVAL]
 
         def callback(state) -> bool:
             progress = dict(self.live.get("progress", {}))
             progress.update(step=int(state.step) + 1, total=int(state.total))
-            preview = _preview_png(self.model, state)
+            preview = None  # at most one preview per interval (and the last step's): a fast GPU is not held up
+            if time.monotonic() - last_preview[0] >= PREVIEW_INTERVAL or state.step + 1 >= state.total:
+                preview, last_preview[0] = _preview_png(self.model, state), time.monotonic()
             with self._lock:
                 if self.live.get("id") == job_id:
                     self.live["progress"] = progress
-                    self.live["preview"] = preview
+                    if preview is not None:
+                        self.live["preview"] = preview
             self._serve_urgent()
             now = time.monotonic()
             if now - last_check[0] > 0.1:
@@ -203,17 +208,23 @@ class Worker:
 
 
 def _preview_png(model, state) -> bytes | None:
-    """The first item's current x0 prediction through the latent format's linear RGB preview (no VAE)."""
+    """The first item's current x0 prediction as a PNG of the image's size: through the model's tiny preview
+    decoder when it has one (:mod:`latentscape.models.preview`), else the latent format's linear RGB preview
+    (no VAE), enlarged."""
     from PIL import Image
 
     latents = state.denoised if state.denoised is not None else state.latents
     try:
-        rgb = model.latent_format.preview(latents[:1].float())[0].permute(1, 2, 0).cpu().numpy()
+        if getattr(model, "preview_decoder", None) is not None:
+            rgb = model.preview(latents[:1])[0].permute(1, 2, 0).cpu().numpy()
+        else:
+            rgb = model.latent_format.preview(latents[:1].float())[0].permute(1, 2, 0).cpu().numpy()
     except Exception:  # a family without RGB preview factors: no live preview
         return None
     image = Image.fromarray((rgb.clip(0, 1) * 255).round().astype("uint8"))
-    factor = model.latent_format.downscale
-    image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+    width, height = latents.shape[-1] * model.latent_format.downscale, latents.shape[-2] * model.latent_format.downscale
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()

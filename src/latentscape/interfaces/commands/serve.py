@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="another Host name the page may be reached by (e.g. a LAN name); repeatable")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default: fp32 on CPU, half on GPU")
+    p.add_argument("--preview-decoder", default=None, metavar="DIR",
+                   help="a local TAESD-family folder (taesd, taesdxl, taesd3, taef1) for the live progress previews "
+                        "(default: the embedded model's own when one is shipped, else the linear latent->RGB preview)")
+    p.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE", help="torch.compile the denoiser (see generate --help)")
     g = p.add_argument_group("limits (per request)")
     g.add_argument("--max-steps", type=int, default=150)
     g.add_argument("--max-frames", type=int, default=240)
@@ -57,7 +61,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if not args.verbose:
         quiet_loading()
     app = create_app(args.model, args.data, host=args.host, token=token, limits=limits, extra_hosts=tuple(args.allow_host),
-                     load_options={"device": args.device, "dtype": args.dtype})
+                     load_options={"device": args.device, "dtype": args.dtype, "preview_decoder": args.preview_decoder,
+                                   "compile": args.compile or False})
     import gc
 
     gc.freeze()  # the model's objects live as long as the process: keep them out of every collection (exit takes seconds otherwise)
