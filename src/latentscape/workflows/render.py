@@ -22,9 +22,11 @@ from latentscape.io.images import RESIZE_MODES, fit_size, load_image, pil_to_ten
 from latentscape.io.recipe import file_sha256
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
-from latentscape.sampling import StepCallback, denoise
+from latentscape.sampling import StepCallback, StepNoise
 from latentscape.workflows.common import MAX_BATCH, check_sampling, encode, guidance, require, resolve_size
 from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe
+from latentscape.workflows.plan import Items
+from latentscape.workflows.plan import render as render_items
 
 MAX_CELLS = 256
 
@@ -161,47 +163,22 @@ def render(
     strength: float = 1.0,
     cond_schedule: Callable[[int, int], Conditioning] | None = None,
     callback: StepCallback | None = None,
+    step_noise: StepNoise | None = None,
 ) -> torch.Tensor:
-    """Denoise B items, each with its own noise (B, C, h, w), conditioning, CFG and step generator, in chunks
-    of ``opts.batch_size``; returns model-space latents (B, C, h, w) on the CPU.
+    """Denoise B items, each with its own noise (B, C, h, w), conditioning, user-facing CFG and step
+    generator, through the one renderer (:func:`latentscape.workflows.plan.render`) in chunks of
+    ``opts.batch_size``; returns model-space latents (B, C, h, w) on the CPU.
 
     ``init_latents`` (B, C, h, w) with ``strength`` < 1 is img2img; ``cond_schedule(step, total)`` gives the
-    conditioning of all B items at a step (see ``sampling.denoise``).
+    conditioning of all B items at a step (see ``sampling.denoise``); ``step_noise``: per-item stored step
+    noise (inverted image anchors, :mod:`latentscape.workflows.plan`).
     """
     batch = noise.shape[0]
     assert len(cond) == batch and len(cfgs) == batch and len(generators) == batch
     split = [guidance(model, c, opts.true_cfg) for c in cfgs]
     loop = torch.tensor([s[1] for s in split], dtype=torch.float32)
     embedded = None if split[0][2] is None else torch.tensor([s[2] for s in split], dtype=torch.float32)
-    out = []
-    for start in range(0, batch, opts.batch_size):
-        idx = list(range(start, min(start + opts.batch_size, batch)))
-        schedule = _chunk_schedule(cond_schedule, idx) if cond_schedule is not None else None
-        latents = denoise(
-            model, noise[idx], cond.select(idx), uncond.select(idx) if uncond is not None else None,
-            sampler=opts.sampler, steps=opts.steps, guidance_scale=_scalar_or(loop[idx]),
-            guidance_rescale=opts.guidance_rescale,
-            embedded_guidance=None if embedded is None else _scalar_or(embedded[idx]),
-            init_latents=None if init_latents is None else init_latents[idx], strength=strength,
-            generators=[generators[i] for i in idx], callback=callback, cond_schedule=schedule,
-        )
-        out.append(latents.float().cpu())
-    return torch.cat(out)
-
-
-def _scalar_or(values: torch.Tensor) -> float | torch.Tensor:
-    """A float when all items agree (the exact code path ``generate`` takes), else the (B,) tensor."""
-    return float(values[0]) if bool((values == values[0]).all()) else values
-
-
-def _chunk_schedule(full: Callable[[int, int], Conditioning], idx: list[int]) -> Callable[[int, int], Conditioning]:
-    """The chunk's part of a whole-batch schedule, returning the same object while the full one does."""
-    memo: dict[str, Any] = {"full": None, "part": None}
-
-    def part(step: int, total: int) -> Conditioning:
-        c = full(step, total)
-        if c is not memo["full"]:
-            memo["full"], memo["part"] = c, c.select(idx)
-        return memo["part"]
-
-    return part
+    items = Items(noise=noise, cond=cond, uncond=uncond, guidance_scale=loop, embedded_guidance=embedded,
+                  guidance_rescale=opts.guidance_rescale, generators=generators, step_noise=step_noise,
+                  init_latents=init_latents, strength=strength, cond_schedule=cond_schedule)
+    return render_items(model, items, sampler=opts.sampler, steps=opts.steps, batch_size=opts.batch_size, callback=callback)
