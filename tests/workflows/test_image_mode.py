@@ -161,3 +161,22 @@ def test_bad_image_mode_and_size_and_steps_are_one_sentence(sd, two_images, tmp_
         morph(sd, MorphConfig(keyframes=(f"image:{two_images[0]}", "a cat"), steps=0))
     with pytest.raises(LatentscapeError, match="schedules.strength applies to image_mode noise"):
         check_config(MorphConfig(keyframes=(f"image:{two_images[0]}", "a cat"), schedules={"strength": "0:(0.5)"}))
+
+
+def test_blend_one_hot_image_lands_on_its_round_trip_and_mixes_otherwise(sd, two_images):
+    from latentscape.workflows.blend import BlendConfig, blend
+
+    inputs = (f"image:{two_images[0]}", "a dog in the snow@7", f"image:{two_images[1]}")
+    for hot, path in ((0, two_images[0]), (2, two_images[1])):
+        weights = tuple(1.0 if i == hot else 0.0 for i in range(3))
+        out = blend(sd, BlendConfig(inputs=inputs, weights=weights, steps=STEPS, cfg=5.0))
+        assert out.info["mode"] == "inverted"
+        assert np.abs(round_trip(sd, path) - pixels(out.images[0])).max() <= 1
+    prompt = blend(sd, BlendConfig(inputs=inputs, weights=(0, 1, 0), steps=STEPS, cfg=5.0))
+    ref = pixels(generate(sd, GenerateConfig(prompt="a dog in the snow", seed=7, steps=STEPS, cfg=5.0)).images[0])
+    assert np.abs(ref - pixels(prompt.images[0])).max() <= 1
+    even = blend(sd, BlendConfig(inputs=inputs, steps=STEPS, cfg=5.0))
+    assert np.abs(pixels(even.images[0]) - round_trip(sd, two_images[0])).max() > 0
+    assert even.recipes[0].infotext_extra["Image mode"] == "invert" and even.recipes[0].params["image_mode"] == "invert"
+    noise = blend(sd, BlendConfig(inputs=inputs, steps=STEPS, cfg=5.0, image_mode="noise"))
+    assert noise.info["mode"] == "latent"

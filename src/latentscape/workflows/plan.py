@@ -137,6 +137,66 @@ def point_step_noise(streams: Sequence[StepNoise | None], a: Sequence[int], b: S
 
 
 @dataclass
+class AnchorNoise:
+    """Per-anchor starting noise, step generators and (inverted images) per-step noise streams."""
+
+    noise: torch.Tensor  # (N, C, h, w)
+    generators: list[torch.Generator]  # per anchor, after its initial noise (stochastic samplers' step noise)
+    streams: list[StepNoise | None]  # per anchor: an inverted image's stream, else None
+    inverted: list[ImageAnchor | None]
+
+
+def anchor_noise(model: Family, seeds: Sequence[int], shape: Sequence[int], *, images: dict[int, Image.Image] | None = None,
+                 prompts: Sequence[str] = (), cfgs: Sequence[float] = (), negative: str = "", sampler: str = "euler",
+                 steps: int = 25, true_cfg: float = 1.0) -> AnchorNoise:
+    """Each anchor's noise drawn from its seed as ``generate`` draws it; anchors in ``images`` (index -> the
+    image at the job's size, ``invert`` mode) take their inversion's noise and step-noise stream instead."""
+    from latentscape.core.noise import draw_noise, seeded_generators
+
+    generators = seeded_generators(seeds)
+    noise = draw_noise(generators, shape)
+    streams: list[StepNoise | None] = [None] * len(seeds)
+    inverted: list[ImageAnchor | None] = [None] * len(seeds)
+    order = sorted(images or {})
+    if order:
+        made = image_anchors(model, [images[i] for i in order], prompts=[prompts[i] for i in order],  # type: ignore[index]
+                             seeds=[seeds[i] for i in order], cfgs=[cfgs[i] for i in order], negative=negative,
+                             sampler=sampler, steps=steps, true_cfg=true_cfg)
+        for i, anchor in zip(order, made):
+            noise[i] = anchor.noise[0].to(noise.dtype)
+            streams[i], inverted[i] = anchor.step_noise, anchor
+    return AnchorNoise(noise, generators, streams, inverted)
+
+
+def weighted_step_noise(streams: Sequence[StepNoise | None], weights: torch.Tensor) -> StepNoise | None:
+    """Step noise of items that weigh N anchors (``weights`` (B, N), rows summing to 1): the spherical
+    barycentre of the present streams step by step, scaled by their total weight (so it fades towards
+    anchors without a stream, as :func:`point_step_noise` does); a one-hot row is that anchor's stream bit for
+    bit. None when no anchor has a stream."""
+    from latentscape.core.blend import spherical_barycentre
+
+    present = [i for i, s in enumerate(streams) if s is not None]
+    if not present:
+        return None
+    ref = streams[present[0]]
+    evaluations, _, *shape = ref.noise.shape  # type: ignore[union-attr]
+    w = torch.as_tensor(weights, dtype=torch.float64)
+    out = torch.zeros((evaluations, w.shape[0], *shape), dtype=torch.float32)
+    for row in range(w.shape[0]):
+        mass = float(w[row, present].sum())
+        if mass == 0:
+            continue
+        hot = [i for i in present if float(w[row, i]) == 1.0]
+        if hot:
+            out[:, row] = streams[hot[0]].noise[:, 0]  # type: ignore[union-attr]
+            continue
+        xs = torch.stack([streams[i].noise[:, 0] for i in present])  # (P, evaluations, C, h, w)  # type: ignore[union-attr]
+        mean = spherical_barycentre(xs, w[row, present] / mass)
+        out[:, row] = (mass * mean.double()).float()
+    return StepNoise(noise=out, scales=ref.scales)  # type: ignore[union-attr]
+
+
+@dataclass
 class Items:
     """B items for :func:`render`: each with its own noise, conditioning, loop CFG (and embedded guidance),
     guidance rescale and step noise. Stochastic samplers' step noise comes from ``generators`` (one per item)

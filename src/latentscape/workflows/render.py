@@ -25,7 +25,7 @@ from latentscape.models.family import Family
 from latentscape.sampling import StepCallback, StepNoise
 from latentscape.workflows.common import MAX_BATCH, check_sampling, encode, guidance, require, resolve_size
 from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe
-from latentscape.workflows.plan import Items
+from latentscape.workflows.plan import AnchorNoise, Items, anchor_noise, image_cfg
 from latentscape.workflows.plan import render as render_items
 
 MAX_CELLS = 256
@@ -62,6 +62,8 @@ class SamplingOptions:
                 f"the recipe has parameters this latentscape does not know ({', '.join(unknown)}); it was made by a newer version."
             )
         values = {}
+        if "image_mode" in known and "image_mode" not in params:  # made before the field: images were img2img
+            values["image_mode"] = "noise"
         for key, value in params.items():
             if key in cls.KEYFRAME_FIELDS and isinstance(value, (list, tuple)):
                 value = tuple(as_keyframe(v, f"{key} item {i + 1}") for i, v in enumerate(value))
@@ -107,12 +109,24 @@ def job_size(model: Family, opts: SamplingOptions, images: Sequence[str] = ()) -
     return resolve_size(model, opts.width, opts.height)
 
 
+def images_at_size(model: Family, paths: Sequence[str], size: tuple[int, int]) -> list[Image.Image]:
+    """The images, each stretched to ``size`` when it differs."""
+    return [fit_size(load_image(p), model.latent_format.size_multiple, "stretch", size=size, name=f"image '{p}'") for p in paths]
+
+
 def image_latents(model: Family, paths: Sequence[str], size: tuple[int, int]) -> torch.Tensor:
     """VAE-encoded images (N, C, h, w) (posterior mean), each stretched to ``size`` when it differs."""
-    images: list[Image.Image] = [
-        fit_size(load_image(p), model.latent_format.size_multiple, "stretch", size=size, name=f"image '{p}'") for p in paths
-    ]
-    return model.encode_images(pil_to_tensor(images)).float().cpu()
+    return model.encode_images(pil_to_tensor(images_at_size(model, paths, size))).float().cpu()
+
+
+def inverted_anchors(model: Family, opts: SamplingOptions, keyframes: Sequence[Keyframe], cfgs: Sequence[float],
+                     shape: Sequence[int], size: tuple[int, int]) -> AnchorNoise:
+    """Anchor noise of ``keyframes`` (seeds resolved) with the image keyframes inverted (``invert`` mode; see
+    :mod:`latentscape.workflows.plan`), at the job's sampler, steps and size."""
+    idx = [i for i, k in enumerate(keyframes) if k.image is not None]
+    pictures = dict(zip(idx, images_at_size(model, [keyframes[i].image for i in idx], size)))  # type: ignore[misc]
+    return anchor_noise(model, [k.seed for k in keyframes], shape, images=pictures, prompts=[k.prompt or "" for k in keyframes],
+                        cfgs=cfgs, negative=opts.negative, sampler=opts.sampler, steps=opts.steps, true_cfg=opts.true_cfg)
 
 
 def image_inputs(paths: Sequence[str]) -> dict[str, Any]:
@@ -127,8 +141,11 @@ def seed_noise(seeds: Sequence[int], shape: Sequence[int]) -> tuple[torch.Tensor
     return draw_noise(generators, shape), generators
 
 
-def cfg_of(model: Family, opts: SamplingOptions, keyframe_cfg: float | None = None) -> float:
-    """The user-facing CFG of an item: its keyframe's, else the job's, else the family's default."""
+def cfg_of(model: Family, opts: SamplingOptions, keyframe_cfg: float | None = None, *, inverted_image: bool = False) -> float:
+    """The user-facing CFG of an item: its keyframe's, else the job's, else the family's default; an image
+    anchor in ``invert`` mode: its own, else 1 (:func:`latentscape.workflows.plan.image_cfg`)."""
+    if inverted_image:
+        return image_cfg(model, keyframe_cfg)
     if keyframe_cfg is not None:
         return float(keyframe_cfg)
     return model.default_guidance() if opts.cfg is None else float(opts.cfg)
