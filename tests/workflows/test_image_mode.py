@@ -180,3 +180,16 @@ def test_blend_one_hot_image_lands_on_its_round_trip_and_mixes_otherwise(sd, two
     assert even.recipes[0].infotext_extra["Image mode"] == "invert" and even.recipes[0].params["image_mode"] == "invert"
     noise = blend(sd, BlendConfig(inputs=inputs, steps=STEPS, cfg=5.0, image_mode="noise"))
     assert noise.info["mode"] == "latent"
+
+
+def test_map_image_corners_are_their_round_trips(sd, two_images):
+    from latentscape.workflows.latent_map import MapConfig, latent_map
+
+    corners = (f"image:{two_images[0]}", "a dog@3", "a cat@4", f"image:{two_images[1]}")
+    out = latent_map(sd, MapConfig(corners=corners, grid="3x3", steps=STEPS, cfg=4.0, returns="cells"))
+    assert out.info["mode"] == "inverted"
+    assert np.abs(round_trip(sd, two_images[0]) - pixels(out.images[0])).max() <= 1
+    assert np.abs(round_trip(sd, two_images[1]) - pixels(out.images[8])).max() <= 1
+    ref = pixels(generate(sd, GenerateConfig(prompt="a dog", seed=3, steps=STEPS, cfg=4.0)).images[0])
+    assert np.abs(ref - pixels(out.images[2])).max() <= 1
+    assert out.recipes[4].infotext_extra["Image mode"] == "invert"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from latentscape.interfaces.commands._creative import add_common, check_outputs, options, progress, report, write_images
+from latentscape.interfaces.commands._creative import add_common, add_image_mode, check_outputs, options, progress, report, write_images
 from latentscape.interfaces.common import add_recipe_model_args
 
 
