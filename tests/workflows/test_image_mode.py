@@ -193,3 +193,36 @@ def test_map_image_corners_are_their_round_trips(sd, two_images):
     ref = pixels(generate(sd, GenerateConfig(prompt="a dog", seed=3, steps=STEPS, cfg=4.0)).images[0])
     assert np.abs(ref - pixels(out.images[2])).max() <= 1
     assert out.recipes[4].infotext_extra["Image mode"] == "invert"
+
+
+def test_math_image_alone_is_its_round_trip_and_replays_from_the_cache(sd, two_images, private_cache):
+    from latentscape.workflows.latent_math import MathConfig, latent_math
+    from latentscape.workflows.replay import replay
+
+    alone = latent_math(sd, MathConfig(expression=f"image:{two_images[0]}", steps=STEPS, seed=2))
+    assert np.abs(round_trip(sd, two_images[0]) - pixels(alone.images[0])).max() <= 1
+    steered = latent_math(sd, MathConfig(expression=f'image:{two_images[0]} + "a dog"', steps=STEPS, seed=2, cfg=3.0))
+    assert np.abs(pixels(steered.images[0]) - pixels(alone.images[0])).max() > 0
+    assert steered.recipes[0].infotext_extra["Image mode"] == "invert"
+    before = dict(private_cache.hits)
+    again = replay(sd, steered.recipes[0])
+    assert np.array_equal(pixels(again.images[0]), pixels(steered.images[0]))
+    assert private_cache.hits["memory"] == before["memory"] + 1  # the replay did not invert again
+
+
+def test_vary_an_external_image_around_its_inversion(sd, two_images):
+    from latentscape.workflows.vary import VaryConfig, vary
+
+    base = dict(init_image=two_images[0], steps=STEPS, seed=5, variation_seed=11, n=2)
+    zero = vary(sd, VaryConfig(strength=0.0, **base))
+    assert zero.info["mode"] == "inverted"
+    for image in zero.images:
+        assert np.abs(round_trip(sd, two_images[0]) - pixels(image)).max() <= 1
+    subtle = vary(sd, VaryConfig(strength="subtle", **base))
+    assert subtle.info["strength"] == 0.2
+    assert np.abs(pixels(subtle.images[0]) - pixels(subtle.images[1])).max() > 0  # variation seeds 11 and 12 differ
+    full = vary(sd, VaryConfig(strength=1.0, **base))
+    ref = pixels(generate(sd, GenerateConfig(prompt="", seed=11, steps=STEPS, cfg=1.0)).images[0])
+    assert np.abs(ref - pixels(full.images[0])).max() <= 1  # strength 1: the variation seed's own image
+    img2img = vary(sd, VaryConfig(strength=0.35, image_mode="noise", **base))
+    assert img2img.info["mode"] == "image" and img2img.recipes[0].infotext_extra["Denoising strength"] == 0.35
