@@ -226,3 +226,29 @@ def test_vary_an_external_image_around_its_inversion(sd, two_images):
     assert np.abs(ref - pixels(full.images[0])).max() <= 1  # strength 1: the variation seed's own image
     img2img = vary(sd, VaryConfig(strength=0.35, image_mode="noise", **base))
     assert img2img.info["mode"] == "image" and img2img.recipes[0].infotext_extra["Denoising strength"] == 0.35
+
+
+def test_resume_of_an_image_morph_gives_the_identical_video_without_inverting_again(sd, two_images, tmp_path, private_cache):
+    from latentscape.workflows.morph import render_morph
+
+    class Stop(Exception):
+        pass
+
+    def stop_after(frames):
+        def progress(name, done, total):
+            if name == "final" and done >= frames:
+                raise Stop
+        return progress
+
+    config = MorphConfig(keyframes=(f"image:{two_images[0]}", "a dog@3", f"image:{two_images[1]}"), frames=6, steps=2,
+                         seed=1, batch_size=2)
+    full = tmp_path / "full.gif"
+    render_morph(sd, config, full)
+    private_cache.memory.clear()
+    hits = dict(private_cache.hits)
+    part = tmp_path / "part.gif"
+    with pytest.raises(Stop):
+        render_morph(sd, config, part, progress=stop_after(2))
+    render_morph(sd, config, part, resume=True)
+    assert part.read_bytes() == full.read_bytes()
+    assert private_cache.hits["disk"] == hits["disk"] + 2 and private_cache.hits["memory"] == hits["memory"] + 2
