@@ -36,8 +36,8 @@ from latentscape.workflows.common import Output, config_dict, decode_images, hot
 from latentscape.workflows.keyframes import KEYFRAME_HELP, Keyframe, resolve
 from latentscape.workflows.plan import check_image_mode, weighted_step_noise
 from latentscape.workflows.render import (
-    SamplingOptions, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs,
-    image_latents, inverted_anchors, job_size, render, seed_noise,
+    SamplingOptions, anchor_latents, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs,
+    inverted_anchors, job_size, render, seed_noise,
 )
 
 MIN_INPUTS, MAX_INPUTS = 2, 5
@@ -137,7 +137,7 @@ def blend(model: Family, config: BlendConfig, *, callback: StepCallback | None =
                          step_noise=step_noise, callback=callback)
     else:
         mode = "latent"
-        inputs_latents = _input_latents(model, config, keyframes, cond, uncond, cfgs, shape, (width, height), callback)
+        inputs_latents = anchor_latents(model, config, keyframes, cond, uncond, cfgs, shape, (width, height), callback)
         average = weighted_lerp(inputs_latents[:, None], w)  # (1, C, h, w)
         if config.strength == 0:
             latents = average
@@ -173,18 +173,3 @@ def blend_prompt(keyframes: Sequence[Keyframe], weights: Sequence[float]) -> str
     """
     texts = [i for i, k in enumerate(keyframes) if k.prompt]
     return keyframes[hot_index([weights[i] if i in texts else -1.0 for i in range(len(keyframes))])].prompt if texts else ""
-
-
-def _input_latents(model, config, keyframes, cond, uncond, cfgs, shape, size, callback) -> torch.Tensor:
-    """(N, C, h, w): image inputs VAE-encoded, prompt inputs rendered as ``generate`` would."""
-    out = torch.zeros(len(keyframes), *shape)
-    image_idx = [i for i, k in enumerate(keyframes) if k.image is not None]
-    text_idx = [i for i, k in enumerate(keyframes) if k.image is None]
-    if image_idx:
-        out[image_idx] = image_latents(model, [keyframes[i].image for i in image_idx], size)
-    if text_idx:
-        noise, generators = seed_noise([keyframes[i].seed for i in text_idx], shape)
-        out[text_idx] = render(model, config, noise, cond.select(text_idx),
-                               uncond.select(text_idx) if uncond is not None else None,
-                               [cfgs[i] for i in text_idx], generators, callback=callback)
-    return out

@@ -39,7 +39,7 @@ from latentscape.workflows.grids import GridOptions, check_returns, finish, grid
 from latentscape.workflows.keyframes import IMAGE_EXTENSIONS, KEYFRAME_HELP, Keyframe, resolve
 from latentscape.workflows.plan import check_image_mode, weighted_step_noise
 from latentscape.workflows.render import (
-    MAX_CELLS, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs, image_latents, inverted_anchors,
+    MAX_CELLS, anchor_latents, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs, image_latents, inverted_anchors,
     job_size, lerp_conditioning, render, seed_noise,
 )
 
@@ -132,7 +132,7 @@ def latent_map(model: Family, config: MapConfig, *, callback: StepCallback | Non
         latents = render(model, config, noise, cond, uncond, cfgs, generators, step_noise=step_noise, callback=callback)
     else:
         mode = "latent"
-        corner_latents = _corner_latents(model, config, corners, cond4, uncond4, cfgs4, shape, (width, height), callback)
+        corner_latents = anchor_latents(model, config, corners, cond4, uncond4, cfgs4, shape, (width, height), callback)
         grid_latents = bilinear(corner_latents, u, v, fn=lerp)
         if config.strength == 0:
             latents = grid_latents
@@ -162,20 +162,6 @@ def latent_map(model: Family, config: MapConfig, *, callback: StepCallback | Non
     return finish(model, "map", resolved, cells, latents, seeds, image, cell_extras=extras,
                   sheet_extra={"Map": f"{cols}x{rows} grid"}, inputs=image_inputs(images), info=info,
                   cell_prompts=[corners[i].prompt or "" for i in nearest])
-
-
-def _corner_latents(model, config, corners, cond4, uncond4, cfgs4, shape, size, callback) -> torch.Tensor:
-    out = torch.zeros(4, *shape)
-    image_idx = [i for i, k in enumerate(corners) if k.image is not None]
-    text_idx = [i for i, k in enumerate(corners) if k.image is None]
-    if image_idx:
-        out[image_idx] = image_latents(model, [corners[i].image for i in image_idx], size)
-    if text_idx:
-        noise, generators = seed_noise([corners[i].seed for i in text_idx], shape)
-        out[text_idx] = render(model, config, noise, cond4.select(text_idx),
-                               uncond4.select(text_idx) if uncond4 is not None else None,
-                               [cfgs4[i] for i in text_idx], generators, callback=callback)
-    return out
 
 
 # --- PCA of a folder --------------------------------------------------------------------------------

@@ -129,6 +129,23 @@ def inverted_anchors(model: Family, opts: SamplingOptions, keyframes: Sequence[K
                         cfgs=cfgs, negative=opts.negative, sampler=opts.sampler, steps=opts.steps, true_cfg=opts.true_cfg)
 
 
+def anchor_latents(model: Family, opts: SamplingOptions, keyframes: Sequence[Keyframe], cond: Conditioning,
+                   uncond: Conditioning | None, cfgs: Sequence[float], shape: Sequence[int], size: tuple[int, int],
+                   callback: StepCallback | None = None) -> torch.Tensor:
+    """``image_mode="noise"`` starting latents of anchors (N, C, h, w): images VAE-encoded, prompt anchors
+    rendered as ``generate`` would (``cond``/``uncond``/``cfgs``: one item each)."""
+    out = torch.zeros(len(keyframes), *shape)
+    image_idx = [i for i, k in enumerate(keyframes) if k.image is not None]
+    text_idx = [i for i, k in enumerate(keyframes) if k.image is None]
+    if image_idx:
+        out[image_idx] = image_latents(model, [keyframes[i].image for i in image_idx], size)  # type: ignore[misc]
+    if text_idx:
+        noise, generators = seed_noise([keyframes[i].seed for i in text_idx], shape)
+        out[text_idx] = render(model, opts, noise, cond.select(text_idx), uncond.select(text_idx) if uncond is not None else None,
+                               [cfgs[i] for i in text_idx], generators, callback=callback)
+    return out
+
+
 def image_inputs(paths: Sequence[str]) -> dict[str, Any]:
     """The recipe's ``inputs`` entry for the image files a job read (path + SHA-256 each)."""
     unique = list(dict.fromkeys(paths))
