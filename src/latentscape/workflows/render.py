@@ -1,8 +1,10 @@
 """What the exploration workflows share: sampling options, points (prompt / seed / image) turned into
 noise, conditioning and latents, and one batched render over the denoising loop.
 
-Every workflow here builds per-item noise, conditioning and CFG, then calls :func:`render`, which runs
-``sampling.denoise`` in chunks of ``batch_size`` items. The noise of a seed is drawn exactly as
+Every workflow here builds per-item noise, conditioning and CFG, then calls :func:`render`, which hands
+them to the one chunked renderer (:func:`latentscape.workflows.plan.render`, which morphs use too) in chunks
+of ``batch_size`` items. Image anchors become latents in :mod:`latentscape.workflows.plan` (``invert``) or
+:func:`anchor_latents` (``noise``). The noise of a seed is drawn exactly as
 ``generate`` draws it (one CPU generator per item, which then continues into a stochastic sampler's step
 noise), so a cell that lands on a keyframe reproduces that keyframe's standalone image.
 """
