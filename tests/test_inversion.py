@@ -108,3 +108,36 @@ def test_bad_numbers_are_one_sentence(request, options, words):
     model = family(request, "tiny_sd")
     with pytest.raises(LatentscapeError, match=words):
         invert_latents(model, image_latents(model), model.encode_prompts([""]), **options)
+
+
+EVERY_SAMPLER = ("euler", "euler_a", "heun", "dpmpp_2m", "dpmpp_2m_karras", "unipc", "lcm", "ddim")
+
+
+@pytest.mark.parametrize("sampler", EVERY_SAMPLER)
+def test_exact_records_over_every_sampler_of_the_loop(request, sampler):
+    """The edit-friendly recorder steers any sampler's steps (first/second order, multistep, ancestral with a
+    step seed) onto its own levels; the replay retraces it to the image latent, and the maps stay O(1)."""
+    model = family(request, "tiny_sd")
+    z0 = image_latents(model)
+    cond = model.encode_prompts(["a cat"])
+    inv = invert_latents(model, z0, cond, method="exact", steps=6, sampler=sampler, step_seed=3)
+    assert inv.sampler == sampler
+    assert (inv.step_seed is not None) == (sampler in ("euler_a", "lcm"))
+    err = float((replay(model, inv, cond) - z0).abs().max())
+    assert err <= 1e-5 * float(z0.abs().max()) + 1e-6, (sampler, err)
+    assert float(inv.step_noise.noise[:-1].std()) < 5, sampler  # steered onto the sampler's own levels, not far off
+
+
+def test_exact_records_over_flow_heun(request):
+    """SD3 takes flow_heun (FLUX's dynamic shift takes only flow_euler, refused by the sampler check)."""
+    model = family(request, "tiny_sd3")
+    z0 = image_latents(model)
+    cond = model.encode_prompts(["a cat"])
+    inv = invert_latents(model, z0, cond, method="exact", steps=4, sampler="flow_heun", embedded_guidance=guidance(model))
+    assert float((replay(model, inv, cond) - z0).abs().max()) <= 1e-5 * float(z0.abs().max()) + 1e-6
+
+
+def test_ode_methods_refuse_another_sampler(request):
+    model = family(request, "tiny_sd")
+    with pytest.raises(LatentscapeError, match="method 'ddim' inverts the ddim sampler's steps, not euler's"):
+        invert_latents(model, image_latents(model), model.encode_prompts([""]), method="ddim", steps=3, sampler="euler")

@@ -19,6 +19,13 @@ Three methods, each replayed by :func:`latentscape.sampling.denoise` (the one lo
   replay with them (:class:`~latentscape.sampling.StepNoise`) retraces the recording operation for
   operation and ends on the image latent to float error. On flow models it works the same way: the last
   flow step has ``σ = 0`` (no noise of its own), and the stored map added after it is what makes the end exact.
+  It records over any sampler of the loop (``sampler``): the replay repeats the recording's operations, so
+  it is exact whatever the step rule (first or second order, multistep history); only the levels the steps
+  are steered to depend on the sampler, and each scheduler's own ``add_noise`` / ``scale_noise`` gives them
+  in its latent space (VP for DDIM/DPM++/UniPC, ``z0 + σ·ε`` for Euler/Heun, ``(1−σ)·z0 + σ·ε`` for flow).
+  Stochastic samplers (``euler_a``, ``lcm``) draw their step noise from a CPU generator seeded with
+  ``step_seed`` (positioned after one draw of initial noise, as a ``generate`` of that seed is): the maps
+  absorb what those draws add, and a replay with the same seed retraces the recording.
 
 Caption and CFG: the inversion is conditioned on a prompt (empty by default) at CFG 1. The replay must use
 the same prompt and CFG. With CFG > 1 the guided ODE's trajectory no longer passes near the image, so the
@@ -28,6 +35,7 @@ stays exact at any CFG (its maps absorb the difference) but the maps grow larger
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -60,6 +68,7 @@ class Inversion:
     refine: int = 0
     seed: int = 0  # exact: seed of the forward-noise draws
     step_noise: StepNoise | None = None  # exact only
+    step_seed: int | None = None  # exact with a stochastic sampler: the seed of its step-noise generator
 
     def items(self, index: Sequence[int]) -> "Inversion":
         """The inversion of the given items, in that order."""
@@ -70,8 +79,23 @@ class Inversion:
 
 
 def replay_sampler(model: Family, method: str) -> str:
-    """The sampler whose steps the method inverts."""
+    """The sampler whose steps the method inverts by default (``exact`` also records over any other)."""
     return "flow_euler" if model.is_flow else "ddim"
+
+
+def step_generators(sampler: str, model: Family, step_seed: int | None, shape) -> list[torch.Generator] | None:
+    """The step-noise generator of a stochastic sampler's recording or replay: seeded with ``step_seed`` and
+    advanced past one draw of initial noise (where a ``generate`` of that seed holds it); None otherwise."""
+    from latentscape.core.noise import draw_noise, seeded_generators
+    from latentscape.samplers import resolve_sampler
+
+    if not resolve_sampler(sampler, model.is_flow).stochastic:
+        return None
+    if step_seed is None:
+        raise ValueError(f"sampler {sampler} draws step noise: an exact inversion over it needs a step_seed")
+    gens = seeded_generators([step_seed])
+    draw_noise(gens, tuple(shape))
+    return gens
 
 
 def check_method(model: Family, method: str, steps: int, refine: int = 0) -> None:
@@ -134,29 +158,43 @@ def invert_latents(
     embedded_guidance: float | None = None,
     refine: int = 0,
     seed: int = 0,
+    sampler: str | None = None,
+    step_seed: int | None = None,
     callback: Callable[[int, int], None] | None = None,
 ) -> Inversion:
     """Invert model-space ``latents`` (B, C, h, w) under ``cond`` (B items; ``uncond`` when CFG > 1).
 
     ``refine``: fixed-point iterations per step for ``ddim``/``flow`` (each costs one model evaluation per
-    step). ``seed``: the forward-noise draws of ``exact`` (one CPU generator per item). ``callback(done,
-    total)`` after every model evaluation.
+    step). ``seed``: the forward-noise draws of ``exact`` (one CPU generator per item). ``sampler``: the
+    sampler an ``exact`` inversion is recorded over and replays with (None: ``ddim`` / ``flow_euler``, the
+    only ones ``ddim``/``flow`` invert); ``step_seed``: a stochastic sampler's step-noise seed (single items
+    only). ``callback(done, total)`` after every model evaluation.
     """
     check_method(model, method, steps, refine)
     if len(cond) != latents.shape[0]:
         raise ValueError(f"cond has {len(cond)} items for a batch of {latents.shape[0]}")
-    sampler = replay_sampler(model, method)
+    native = replay_sampler(model, method)
+    if sampler is not None and sampler != native and method != "exact":
+        raise LatentscapeError(f"method '{method}' inverts the {native} sampler's steps, not {sampler}'s; use method 'exact', "
+                               f"which records over any sampler, or sampler {native}.")
+    sampler = sampler or native
     common = dict(method=method, sampler=sampler, steps=steps, guidance_scale=float(guidance_scale),
                   embedded_guidance=embedded_guidance)
     if method == "exact":
-        noise, step_noise = _exact(model, latents, cond, uncond, sampler, steps, guidance_scale, embedded_guidance, seed, callback)
-        return Inversion(noise=noise, seed=seed, step_noise=step_noise, **common)
+        generators = step_generators(sampler, model, step_seed, latents.shape[1:])
+        if generators is not None and latents.shape[0] != 1:
+            raise ValueError("an exact inversion over a stochastic sampler takes one item at a time")
+        noise, step_noise = _exact(model, latents, cond, uncond, sampler, steps, guidance_scale, embedded_guidance, seed,
+                                   callback, native=sampler == native, generators=generators)
+        return Inversion(noise=noise, seed=seed, step_noise=step_noise, step_seed=step_seed if generators else None, **common)
     noise = _ode(model, latents, cond, uncond, sampler, steps, guidance_scale, embedded_guidance, refine, callback)
     return Inversion(noise=noise, refine=refine, **common)
 
 
 def replay(model: Family, inversion: Inversion, cond: Conditioning, uncond: Conditioning | None = None, **options) -> torch.Tensor:
     """The latents an inversion comes back to: the one loop, from its noise, with its sampler and step noise."""
+    if "generators" not in options and "noise_path" not in options:
+        options["generators"] = step_generators(inversion.sampler, model, inversion.step_seed, inversion.noise.shape[1:])
     return denoise(model, inversion.noise, cond, uncond, sampler=inversion.sampler, steps=inversion.steps,
                    guidance_scale=inversion.guidance_scale, embedded_guidance=inversion.embedded_guidance,
                    step_noise=inversion.step_noise, **options)
@@ -234,18 +272,21 @@ class _Recorder:
         return add_step_noise(latents, scale, z)
 
 
-def _exact(model, latents, cond, uncond, sampler, steps, guidance_scale, embedded_guidance, seed, callback):
+def _exact(model, latents, cond, uncond, sampler, steps, guidance_scale, embedded_guidance, seed, callback, *, native=True,
+           generators=None):
     """Edit-friendly inversion: independent noisy copies per level, per-step maps recorded by the loop itself."""
     scheduler = make_scheduler(sampler, model.scheduler_config, model.is_flow)
     height, width = _sizes(model, latents)
     timesteps = model.set_timesteps(scheduler, steps, height, width)
     z0 = latents.float().cpu()
-    if model.is_flow:
+    if model.is_flow and native:
         sigmas = [float(s) for s in scheduler.sigmas][: len(timesteps)]
         keep, noise_std = [1 - s for s in sigmas], sigmas
-    else:
+    elif native:
         at, _ = _vp_levels(scheduler, timesteps, steps)
         keep, noise_std = [a**0.5 for a in at], [(1 - a) ** 0.5 for a in at]
+    else:
+        keep, noise_std = _scheduler_levels(scheduler, timesteps, model.is_flow)
     gens = [torch.Generator("cpu").manual_seed(int(seed)) for _ in range(z0.shape[0])]
     draws = [torch.cat([torch.randn((1, *z0.shape[1:]), generator=g) for g in gens]) for _ in timesteps]
     levels = [k * z0 + s * e for k, s, e in zip(keep, noise_std, draws)]  # x_i at each step's level
@@ -255,8 +296,25 @@ def _exact(model, latents, cond, uncond, sampler, steps, guidance_scale, embedde
     recorder = _Recorder(targets, scales)
     hook = None if callback is None else (lambda state: callback(state.step + 1, state.total))
     denoise(model, start, cond, uncond, sampler=sampler, steps=steps, guidance_scale=guidance_scale,
-            embedded_guidance=embedded_guidance, step_noise=recorder, callback=hook)
+            embedded_guidance=embedded_guidance, step_noise=recorder, callback=hook, generators=generators)
     return start, StepNoise(noise=torch.stack(recorder.noise), scales=scales)
+
+
+def _scheduler_levels(scheduler, timesteps: torch.Tensor, flow: bool) -> tuple[list[float], list[float]]:
+    """(image share, noise std) of the latents each loop step starts from, read off a copy of the sampler's
+    own scheduler (``add_noise``, or ``scale_noise`` for flow) at each step index: its latent space, whatever
+    it is (VP for DPM++/UniPC, ``z0 + σ·ε`` for Euler/Heun, ``(1−σ)·z0 + σ·ε`` for flow)."""
+    probe = copy.deepcopy(scheduler)
+    one, zero = torch.ones(1), torch.zeros(1)
+    keep, std = [], []
+    for i, t in enumerate(timesteps):
+        if hasattr(probe, "set_begin_index"):
+            probe.set_begin_index(i)
+        t = t.reshape(1).cpu()
+        mix = (lambda x, n: probe.scale_noise(x, t, n)) if flow else (lambda x, n: probe.add_noise(x, n, t))
+        keep.append(float(mix(one, zero)))
+        std.append(float(mix(zero, one)))
+    return keep, std
 
 
 def interpolate_step_noise(a: StepNoise, b: StepNoise, t: Sequence[float]) -> StepNoise:

@@ -162,7 +162,8 @@ def denoise(
     - ``cond_schedule(step, total)``: conditioning (B items) for each step instead of ``cond`` (prompt
       editing, A1111 ``[a:b:step]``); it is re-batched only when it returns a different object.
     - ``step_noise(step, latents)``: applied after every scheduler step (:class:`StepNoise`: an ``exact``
-      inversion's stored per-step noise, one stream per item).
+      inversion's stored per-step noise, one stream per item); ``step`` counts from the start of the full
+      schedule, so a run started at ``start_step`` (or part-way by ``strength``) takes the stream from there.
     """
     batch, _, h, w = noise.shape
     height, width = h * model.latent_format.downscale, w * model.latent_format.downscale
@@ -172,6 +173,7 @@ def denoise(
     timesteps = model.set_timesteps(scheduler, steps, height, width)
 
     latents = noise.to(model.device, model.dtype)
+    begin = 0  # index of the first timestep run, in the full schedule
     if start_step:
         begin = start_step * scheduler.order  # a step boundary: second-order (heun) state is clean there
         if init_latents is not None or not 0 < begin < len(timesteps):
@@ -246,7 +248,7 @@ def denoise(
             result = scheduler.step(out, t, latents, **step_kwargs, return_dict=True)
             latents = result.prev_sample
         if step_noise is not None:
-            latents = step_noise(i, latents)
+            latents = step_noise(begin + i, latents)
         if callback is not None:
             denoised = getattr(result, "pred_original_sample", None)
             if denoised is None:

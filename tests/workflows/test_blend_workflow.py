@@ -42,13 +42,13 @@ def test_images_blend_in_latent_space(request, tmp_path):
     photo = standalone(model, "mountain landscape", 1)
     photo.save(tmp_path / "photo.png")
     inputs = ("a red cat@3", str(tmp_path / "photo.png"))
-    text_only = blend(model, BlendConfig(inputs=inputs, weights=(1, 0), strength=0.0, cfg=5.0, **FAST))
+    text_only = blend(model, BlendConfig(inputs=inputs, weights=(1, 0), strength=0.0, image_mode="noise", cfg=5.0, **FAST))
     assert text_only.info["mode"] == "latent"
     assert_same(text_only.images[0], standalone(model, "a red cat", 3))
-    image_only = blend(model, BlendConfig(inputs=inputs, weights=(0, 1), strength=0.0, cfg=5.0, **FAST))
+    image_only = blend(model, BlendConfig(inputs=inputs, weights=(0, 1), strength=0.0, image_mode="noise", cfg=5.0, **FAST))
     roundtrip = decode_images(model, model.encode_images(pil_to_tensor([photo])))[0]
     assert_same(image_only.images[0], roundtrip)
-    repainted = blend(model, BlendConfig(inputs=inputs, strength=0.5, cfg=5.0, **FAST))
+    repainted = blend(model, BlendConfig(inputs=inputs, strength=0.5, image_mode="noise", cfg=5.0, **FAST))
     assert repainted.recipes[0].inputs["images"][0]["path"].endswith("photo.png")
     assert max_diff(replay(model, repainted.recipes[0]).images[0], repainted.images[0]) == 0
 

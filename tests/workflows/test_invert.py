@@ -110,3 +110,19 @@ def test_a_path_between_two_exact_inversions_starts_and_ends_on_the_images(embed
         assert np.abs(np.asarray(frame).astype(int) - np.asarray(vae).astype(int)).max() <= 1
     middle = np.asarray(frames[1]).astype(int)
     assert all(np.abs(middle - np.asarray(f).astype(int)).mean() > 2 for f in (frames[0], frames[2]))
+
+
+@pytest.mark.parametrize("sampler", ["heun", "euler_a"])
+def test_an_inversion_over_another_sampler_saves_loads_and_replays(sd, tmp_path, sampler):
+    """A second-order sampler's 2·steps − 1 maps and a stochastic sampler's step seed survive the file."""
+    from latentscape.inversion import replay
+
+    result = invert_image(sd, picture(tmp_path / "a.png"), steps=3, sampler=sampler, step_seed=9, cache=False)
+    path = save_inversion(tmp_path / "z.safetensors", result.inversion, result.image_latents, result.meta, result.info)
+    loaded, image, _, record = load_inversion(path)
+    assert loaded.sampler == sampler and record["sampler"] == sampler
+    assert loaded.step_seed == (9 if sampler == "euler_a" else None)
+    cond = sd.encode_prompts([""])
+    assert float((replay(sd, loaded, cond) - image).abs().max()) <= 1e-4
+    other = invert_image(sd, picture(tmp_path / "a.png"), steps=3, sampler=sampler, step_seed=10, cache=False)
+    assert (other.info["key"] != result.info["key"]) == (sampler == "euler_a")  # the step seed keys stochastic samplers only

@@ -35,11 +35,11 @@ def test_image_corners_blend_latents(request, tmp_path):
     photo = standalone(model, "mountain landscape", 1)
     photo.save(tmp_path / "photo.png")
     corners = ("a red cat@3", "a dog@9", str(tmp_path / "photo.png"), "seed:4")
-    out = latent_map(model, MapConfig(corners=corners, grid="2x2", strength=0.0, cfg=5.0, **FAST))
+    out = latent_map(model, MapConfig(corners=corners, grid="2x2", strength=0.0, image_mode="noise", cfg=5.0, **FAST))
     assert out.info["mode"] == "latent"
     assert_same(out.images[0], standalone(model, "a red cat", 3))
     assert_same(out.images[2], decode_images(model, model.encode_images(pil_to_tensor([photo])))[0])
-    repainted = latent_map(model, MapConfig(corners=corners, grid="2x2", strength=0.5, cfg=5.0, **FAST))
+    repainted = latent_map(model, MapConfig(corners=corners, grid="2x2", strength=0.5, image_mode="noise", cfg=5.0, **FAST))
     assert max_diff(replay(model, repainted.recipes[3]).images[3], repainted.images[3]) == 0
 
 

@@ -43,9 +43,9 @@ def test_image_operands_add_latents_and_replay(request, tmp_path):
     a.save(tmp_path / "a.png")
     b.save(tmp_path / "b.png")
     expr = f'image:{tmp_path / "a.png"} + 0.5*image:{tmp_path / "b.png"} - 0.5*image:{tmp_path / "b.png"}'
-    out = latent_math(model, MathConfig(expression=expr, strength=0.0, **FAST))
+    out = latent_math(model, MathConfig(expression=expr, strength=0.0, image_mode="noise", **FAST))
     assert_same(out.images[0], decode_images(model, model.encode_images(pil_to_tensor([a])))[0], tol=2)
-    painted = latent_math(model, MathConfig(expression=f'image:{tmp_path / "a.png"} + "a dog"', strength=0.5, seed=4, **FAST))
+    painted = latent_math(model, MathConfig(expression=f'image:{tmp_path / "a.png"} + "a dog"', strength=0.5, image_mode="noise", seed=4, **FAST))
     assert max_diff(replay(model, painted.recipes[0]).images[0], painted.images[0]) == 0
 
 

@@ -150,7 +150,7 @@ def two_images(sd, tmp_path_factory):
 
 def test_image_keyframes_are_img2img_at_a_shared_strength(sd, two_images):
     kfs = (Keyframe(image=str(two_images[0]), prompt="a cat", seed=3), Keyframe(image=str(two_images[1]), prompt="a sea", seed=4))
-    out = morph(sd, MorphConfig(keyframes=kfs, frames=4, steps=4, strength=0.5, batch_size=4))
+    out = morph(sd, MorphConfig(keyframes=kfs, frames=4, steps=4, strength=0.5, batch_size=4, image_mode="noise"))
     for k, (path, prompt, seed) in enumerate([(two_images[0], "a cat", 3), (two_images[1], "a sea", 4)]):
         ref = pixels(generate(sd, GenerateConfig(prompt=prompt, seed=seed, steps=4, init_image=str(path), strength=0.5)).images[0])
         assert np.abs(ref - pixels(out.images[out.keyframe_frames[k]])).max() <= 1
@@ -159,7 +159,7 @@ def test_image_keyframes_are_img2img_at_a_shared_strength(sd, two_images):
 
 def test_mixed_image_and_prompt_path_renders_and_keeps_the_image_endpoint(sd, two_images):
     kfs = (f"image:{two_images[0]}", "city street at night@8")
-    out = morph(sd, MorphConfig(keyframes=kfs, frames=3, steps=4, strength=0.6, seed=3))
+    out = morph(sd, MorphConfig(keyframes=kfs, frames=3, steps=4, strength=0.6, seed=3, image_mode="noise"))
     ref = pixels(generate(sd, GenerateConfig(prompt="", seed=3, steps=4, init_image=str(two_images[0]), strength=0.6)).images[0])
     assert np.abs(ref - pixels(out.images[0])).max() <= 1  # an image keyframe without a prompt keeps it empty
     assert len(out.images) == 3

@@ -95,7 +95,7 @@ def test_strength_schedule_on_image_keyframes(sd, tmp_path):
         im = generate(sd, GenerateConfig(prompt=prompt, seed=seed, steps=STEPS)).images[0]
         paths.append(str(save_png(im, tmp_path / f"{seed}.png", None)))
     kfs = (Keyframe(image=paths[0], prompt="a cat", seed=3, frame=0), Keyframe(image=paths[1], prompt="a sea", seed=4, frame=3))
-    out = morph(sd, MorphConfig(keyframes=kfs, steps=4, batch_size=4, schedules={"strength": "0:(0.5), 3:(0.75)"}))
+    out = morph(sd, MorphConfig(keyframes=kfs, steps=4, batch_size=4, schedules={"strength": "0:(0.5), 3:(0.75)"}, image_mode="noise"))
     assert [v["strength"] for v in out.frame_values] == pytest.approx([0.5, 0.5833333, 0.6666667, 0.75])
     for kf, strength in ((kfs[0], 0.5), (kfs[1], 0.75)):
         ref = generate(sd, GenerateConfig(prompt=kf.prompt, seed=kf.seed, steps=4, init_image=kf.image, strength=strength))
@@ -195,7 +195,8 @@ def test_a_strength_schedule_is_refused_with_adaptive_pacing(tmp_path):
     from PIL import Image
 
     Image.new("RGB", (32, 32), "red").save(tmp_path / "a.png")
-    config = MorphConfig(keyframes=(f"image:{tmp_path / 'a.png'}", "b"), pacing="adaptive", schedules={"strength": "0:(0.5)"})
+    config = MorphConfig(keyframes=(f"image:{tmp_path / 'a.png'}", "b"), pacing="adaptive", schedules={"strength": "0:(0.5)"},
+                         image_mode="noise")
     with pytest.raises(LatentscapeError, match="cannot be used with pacing adaptive"):
         check_config(config)
 

@@ -57,7 +57,8 @@ def test_an_external_image_gets_img2img_variations(request, tmp_path):
     model = load_family(request, "tiny_sd")
     image = standalone(model, "mountain landscape", 2)
     image.save(tmp_path / "photo.png")  # no recipe: an external image
-    config, source = vary_config(str(tmp_path / "photo.png"), n=2, strength="subtle", seed=40, prompt="a lake", steps=4)
+    config, source = vary_config(str(tmp_path / "photo.png"), n=2, strength="subtle", seed=40, prompt="a lake", steps=4,
+                                  image_mode="noise")
     assert source is None and config.init_image
     out = vary(model, config)
     ref = generate(model, GenerateConfig(prompt="a lake", seed=40, batch=2, init_image=str(tmp_path / "photo.png"),

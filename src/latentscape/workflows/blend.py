@@ -6,7 +6,12 @@ normalised to sum 1 (default: equal).
 - Prompts and seeds only ("noise" mode): the initial noise is the spherical barycentre of the inputs'
   noises (:func:`latentscape.core.blend.spherical_barycentre`), the conditioning and the CFG scale are the
   weighted sums of the inputs'. A one-hot weight gives that input's standalone ``generate`` image.
-- With an image among them ("latent" mode): every input becomes a latent (images VAE-encoded, prompts
+- With an image among them, ``image_mode="invert"`` (the default, "inverted" mode): each image is inverted
+  (:mod:`latentscape.workflows.plan`) and blends as a prompt does: its inversion's noise joins the spherical
+  barycentre, its per-step noise stream is blended with the weights (fading towards inputs without one) and
+  its caption (its prompt, or empty) and CFG (its own, else 1) join the weighted sums. A one-hot weight on an
+  image gives the image's VAE round trip; on a prompt, its ``generate`` image.
+- With an image among them, ``image_mode="noise"`` ("latent" mode): every input becomes a latent (images VAE-encoded, prompts
   rendered standalone), the latents are averaged linearly with the weights, and the average is repainted
   by img2img at ``strength`` with the blended noise and conditioning (strength 0 decodes the average as
   is, so a one-hot weight gives that input's latent decoded: a prompt's standalone image, an image's
@@ -29,9 +34,10 @@ from latentscape.models.family import Family
 from latentscape.sampling import StepCallback, start_index
 from latentscape.workflows.common import Output, config_dict, decode_images, hot_index, make_recipe, require
 from latentscape.workflows.keyframes import KEYFRAME_HELP, Keyframe, resolve
+from latentscape.workflows.plan import check_image_mode, weighted_step_noise
 from latentscape.workflows.render import (
-    SamplingOptions, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs,
-    image_latents, job_size, render, seed_noise,
+    SamplingOptions, anchor_latents, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs,
+    inverted_anchors, job_size, render, seed_noise,
 )
 
 MIN_INPUTS, MAX_INPUTS = 2, 5
@@ -48,7 +54,8 @@ class BlendConfig(SamplingOptions):
     inputs: tuple[Keyframe | str, ...] = ()
     weights: tuple[float, ...] | None = None
     seed: int = -1
-    strength: float = 0.5
+    strength: float = 0.5  # image_mode noise only
+    image_mode: str = "invert"
 
     KEYFRAME_FIELDS: ClassVar[tuple[str, ...]] = ("inputs",)
 
@@ -94,9 +101,12 @@ def blend(model: Family, config: BlendConfig, *, callback: StepCallback | None =
     keyframes = check_inputs(config.inputs)
     n = len(keyframes)
     weights = check_weights(config.weights, n)
-    require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
+    check_image_mode(config.image_mode)
     images = [k.image for k in keyframes if k.image is not None]
-    if images and config.strength > 0:
+    inverted = bool(images) and config.image_mode == "invert"
+    if not inverted:
+        require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
+    if images and not inverted and config.strength > 0:
         require(start_index(config.steps, config.strength) < config.steps,
                 f"--strength {config.strength} with {config.steps} steps leaves no denoising step; use 0 or at least {1 / config.steps:.3g}.")
     seed = resolve_seed(config.seed)
@@ -105,7 +115,7 @@ def blend(model: Family, config: BlendConfig, *, callback: StepCallback | None =
     width, height = job_size(model, config, images)
     shape = model.latent_format.latent_shape(width, height)
 
-    cfgs = [cfg_of(model, config, k.cfg) for k in keyframes]
+    cfgs = [cfg_of(model, config, k.cfg, inverted_image=inverted and k.image is not None) for k in keyframes]
     cond, uncond = encode_job(model, config, [k.prompt or "" for k in keyframes], cfgs)
     w = torch.tensor(weights, dtype=torch.float64)
     hot = int(w.argmax())
@@ -118,9 +128,16 @@ def blend(model: Family, config: BlendConfig, *, callback: StepCallback | None =
     if not images:
         mode = "noise"
         latents = render(model, config, noise, blended, blended_uncond, [cfg], [generators[hot]], callback=callback)
+    elif inverted:
+        mode = "inverted"
+        anchors = inverted_anchors(model, config, keyframes, cfgs, shape, (width, height))
+        noise = spherical_barycentre(anchors.noise[:, None], w)
+        step_noise = weighted_step_noise(anchors.streams, w[None])
+        latents = render(model, config, noise, blended, blended_uncond, [cfg], [anchors.generators[hot]],
+                         step_noise=step_noise, callback=callback)
     else:
         mode = "latent"
-        inputs_latents = _input_latents(model, config, keyframes, cond, uncond, cfgs, shape, (width, height), callback)
+        inputs_latents = anchor_latents(model, config, keyframes, cond, uncond, cfgs, shape, (width, height), callback)
         average = weighted_lerp(inputs_latents[:, None], w)  # (1, C, h, w)
         if config.strength == 0:
             latents = average
@@ -132,10 +149,14 @@ def blend(model: Family, config: BlendConfig, *, callback: StepCallback | None =
     image = decode_images(model, latents)
     params = config_dict(dataclasses.replace(config, inputs=tuple(keyframes), weights=tuple(weights), seed=seed,
                                              width=width, height=height))
+    if not images:  # the mode means nothing without images: such recipes stay as they were
+        del params["image_mode"]
     label = " | ".join(f"{k.label() or '(empty)'} x{wi:.3g}" for k, wi in zip(keyframes, weights))
     extra: dict[str, Any] = {"Blend": label, "CFG scale": round(cfg, 6)}
     if mode == "latent":
         extra["Denoising strength"] = config.strength
+    elif mode == "inverted":
+        extra["Image mode"] = "invert"
     recipe = make_recipe("blend", model, params, keyframes[hot].seed, inputs=image_inputs(images),
                          infotext_extra=extra, prompt_line=blend_prompt(keyframes, weights))
     info = {"mode": mode, "weights": weights, "cfg": cfg, "seeds": [k.seed for k in keyframes], "width": width, "height": height}
@@ -152,18 +173,3 @@ def blend_prompt(keyframes: Sequence[Keyframe], weights: Sequence[float]) -> str
     """
     texts = [i for i, k in enumerate(keyframes) if k.prompt]
     return keyframes[hot_index([weights[i] if i in texts else -1.0 for i in range(len(keyframes))])].prompt if texts else ""
-
-
-def _input_latents(model, config, keyframes, cond, uncond, cfgs, shape, size, callback) -> torch.Tensor:
-    """(N, C, h, w): image inputs VAE-encoded, prompt inputs rendered as ``generate`` would."""
-    out = torch.zeros(len(keyframes), *shape)
-    image_idx = [i for i, k in enumerate(keyframes) if k.image is not None]
-    text_idx = [i for i, k in enumerate(keyframes) if k.image is None]
-    if image_idx:
-        out[image_idx] = image_latents(model, [keyframes[i].image for i in image_idx], size)
-    if text_idx:
-        noise, generators = seed_noise([keyframes[i].seed for i in text_idx], shape)
-        out[text_idx] = render(model, config, noise, cond.select(text_idx),
-                               uncond.select(text_idx) if uncond is not None else None,
-                               [cfgs[i] for i in text_idx], generators, callback=callback)
-    return out

@@ -95,6 +95,8 @@ def save_inversion(path: str | os.PathLike, inversion: Inversion, image_latents:
     record = {"method": inversion.method, "sampler": inversion.sampler, "steps": inversion.steps,
               "cfg": inversion.guidance_scale, "embedded_guidance": inversion.embedded_guidance,
               "refine": inversion.refine, "seed": inversion.seed, **info}
+    if inversion.step_seed is not None:
+        record["step_seed"] = inversion.step_seed
     metadata[SPACE] = json.dumps(record)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -147,22 +149,39 @@ def load_inversion(path: str | os.PathLike) -> tuple[Inversion, torch.Tensor, La
         steps = record["steps"]
         if z is None or s is None or z.dtype != torch.float32 or s.dtype != torch.float32:
             raise LatentscapeError(f"{bad}: an exact inversion needs float32 'step_noise' and 'step_scales' tensors.")
-        if tuple(z.shape) != (steps, *noise.shape) or tuple(s.shape) != (steps,):
+        evaluations = len(s) if s.ndim == 1 else -1  # a second-order sampler (heun) steps 2·steps − 1 times
+        if tuple(z.shape) != (evaluations, *noise.shape) or evaluations not in (steps, 2 * steps - 1):
             raise LatentscapeError(f"{bad}: 'step_noise' {tuple(z.shape)} / 'step_scales' {tuple(s.shape)} do not match {steps} steps of {tuple(noise.shape)}.")
         if not (bool(torch.isfinite(z).all()) and bool(torch.isfinite(s).all()) and bool((s > 0).all())):
             raise LatentscapeError(f"{bad}: its step noise must be finite with positive scales.")
         step_noise = StepNoise(noise=z, scales=s)
     inversion = Inversion(noise=noise, method=record["method"], sampler=record["sampler"], steps=record["steps"],
                           guidance_scale=float(record["cfg"]), embedded_guidance=record.get("embedded_guidance"),
-                          refine=int(record.get("refine", 0)), seed=int(record.get("seed", 0)), step_noise=step_noise)
+                          refine=int(record.get("refine", 0)), seed=int(record.get("seed", 0)), step_noise=step_noise,
+                          step_seed=record.get("step_seed"))
     return inversion, image, meta, record
+
+
+def _known_sampler(name: Any) -> bool:
+    from latentscape.samplers import resolve_sampler
+
+    for flow in (False, True):
+        try:
+            resolve_sampler(name, flow)
+            return isinstance(name, str)
+        except (LatentscapeError, KeyError, TypeError, AttributeError):
+            pass
+    return False
 
 
 def _check_record(record: dict, bad: str) -> None:
     if not (isinstance(record.get("steps"), int) and 1 <= record["steps"] <= 1000):
         raise LatentscapeError(f"{bad}: its steps must be a whole number from 1 to 1000.")
-    if record.get("sampler") not in ("ddim", "flow_euler"):
-        raise LatentscapeError(f"{bad}: its sampler must be ddim or flow_euler.")
+    if record.get("sampler") not in ("ddim", "flow_euler") and not (record.get("method") == "exact" and _known_sampler(record.get("sampler"))):
+        raise LatentscapeError(f"{bad}: its sampler must be ddim or flow_euler (an exact inversion: any latentscape sampler).")
+    step_seed = record.get("step_seed")
+    if step_seed is not None and not (isinstance(step_seed, int) and not isinstance(step_seed, bool) and 0 <= step_seed < 2**64):
+        raise LatentscapeError(f"{bad}: its step_seed must be a whole number >= 0.")
     if not isinstance(record.get("cfg"), (int, float)) or not record["cfg"] >= 0:
         raise LatentscapeError(f"{bad}: its cfg must be a number >= 0.")
     for name in ("prompt", "negative"):

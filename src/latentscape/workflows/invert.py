@@ -15,10 +15,11 @@ from typing import Any, Callable
 import torch
 from PIL import Image
 
-from latentscape.inversion import METHODS, Inversion, check_method, invert_latents, replay
+from latentscape.inversion import METHODS, Inversion, check_method, invert_latents, replay, replay_sampler
 from latentscape.io.images import fit_size, load_image, pil_to_tensor
 from latentscape.io.latents import LatentMeta
 from latentscape.models.family import Family
+from latentscape.samplers import resolve_sampler
 from latentscape.workflows.common import decode_images, encode, require
 from latentscape.workflows.inversion_file import InversionCache, cache_key, default_cache, image_sha256, load_inversion
 
@@ -31,7 +32,9 @@ class InvertConfig:
     is conditioned on; ``cfg`` 1 (no guidance) keeps ``ddim``/``flow`` closest to the image. ``refine``:
     fixed-point iterations per step for ``ddim``/``flow``. ``seed``: ``exact``'s forward-noise draws.
     ``resize``: what to do with an image whose sides are not a multiple of the model's grid (``none``:
-    refuse; ``stretch`` to the nearest multiple; ``crop`` the centre)."""
+    refuse; ``stretch`` to the nearest multiple; ``crop`` the centre). ``sampler`` (``exact`` only; None: ddim
+    / flow_euler): the sampler the inversion is recorded over and replays with; ``step_seed``: a stochastic
+    sampler's step-noise seed (see :mod:`latentscape.inversion`)."""
 
     image: str
     prompt: str = ""
@@ -42,6 +45,9 @@ class InvertConfig:
     cfg: float = 1.0
     seed: int = 0
     resize: str = "none"
+    sampler: str | None = None
+    step_seed: int | None = None
+    embedded_guidance: float | None = None  # guidance-distilled models (FLUX dev): None = the family's default
 
 
 @dataclass
@@ -88,10 +94,16 @@ def invert_image(
     source = load_image(image) if not isinstance(image, Image.Image) else image.convert("RGB")
     fitted = fit_size(source, model.latent_format.size_multiple, config.resize, name=f"image '{name}'")
     pixels = pil_to_tensor([fitted])
-    embedded = float(model.default_guidance()) if model.embedded_guidance else None  # FLUX dev, LCM-w
+    embedded = None
+    if model.embedded_guidance:  # FLUX dev, LCM-w
+        embedded = float(model.default_guidance() if config.embedded_guidance is None else config.embedded_guidance)
     params = {"method": method, "steps": config.steps, "refine": config.refine if method != "exact" else 0,
               "prompt": config.prompt, "negative": config.negative, "cfg": float(config.cfg),
               "seed": config.seed if method == "exact" else 0, "embedded_guidance": embedded}
+    if config.sampler is not None and config.sampler != replay_sampler(model, method):  # the default keeps its old key
+        params["sampler"] = config.sampler
+        if resolve_sampler(config.sampler, model.is_flow).stochastic:
+            params["step_seed"] = config.step_seed
     image_hash = image_sha256(pixels)
     key = cache_key(image_hash, model, params)
     store = default_cache() if cache is True else (cache or None)
@@ -108,7 +120,8 @@ def invert_image(
     cond, uncond = encode(model, [config.prompt], [config.negative], model.uses_cfg(config.cfg))
     inversion = invert_latents(model, latents, cond, uncond, method=method, steps=config.steps,
                                guidance_scale=float(config.cfg), embedded_guidance=embedded,
-                               refine=params["refine"], seed=params["seed"], callback=progress)
+                               refine=params["refine"], seed=params["seed"], sampler=config.sampler,
+                               step_seed=params.get("step_seed"), callback=progress)
     if store is not None:
         store.put(key, inversion, latents, meta, info)
     return InvertResult(inversion, latents, pixels, meta, info, False, time.perf_counter() - start)

@@ -5,7 +5,11 @@ Corners (TOP-LEFT, TOP-RIGHT, BOTTOM-LEFT, BOTTOM-RIGHT), cell (u, v) with u, v 
 - prompts and seeds only: the noise is the bilinear slerp ``slerp(slerp(TL, TR, u), slerp(BL, BR, u), v)``
   of the corners' noises, the conditioning and CFG the bilinear lerp of theirs; each corner cell is that
   corner's standalone ``generate`` image (a stochastic sampler's step noise follows the nearest corner).
-- with an image corner: every corner becomes a latent (images VAE-encoded, prompts rendered standalone),
+- with an image corner, ``image_mode="invert"`` (the default): image corners are inverted
+  (:mod:`latentscape.workflows.plan`) and interpolate like prompt corners (their inversion's noise
+  bilinearly, their per-step noise streams with the bilinear weights, caption and CFG (own, else 1)), so an
+  image corner's cell is the image's VAE round trip;
+- with an image corner, ``image_mode="noise"``: every corner becomes a latent (images VAE-encoded, prompts rendered standalone),
   the latents are bilinearly interpolated and repainted by img2img at ``strength`` with the bilinear
   noise and conditioning (0 decodes them as they are, so the corners are the corner images' latents).
 
@@ -33,8 +37,9 @@ from latentscape.sampling import StepCallback, start_index
 from latentscape.workflows.common import Output, config_dict, decode_images, make_recipe, require
 from latentscape.workflows.grids import GridOptions, check_returns, finish, grid_text, parse_grid, sheet
 from latentscape.workflows.keyframes import IMAGE_EXTENSIONS, KEYFRAME_HELP, Keyframe, resolve
+from latentscape.workflows.plan import check_image_mode, weighted_step_noise
 from latentscape.workflows.render import (
-    MAX_CELLS, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs, image_latents,
+    MAX_CELLS, anchor_latents, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs, image_latents, inverted_anchors,
     job_size, lerp_conditioning, render, seed_noise,
 )
 
@@ -50,7 +55,8 @@ class MapConfig(GridOptions):
     corners: tuple[Keyframe | str, ...] = ()
     grid: str = "7x7"
     seed: int = -1
-    strength: float = 0.5
+    strength: float = 0.5  # image_mode noise only
+    image_mode: str = "invert"
     images_dir: str | None = None
     images: tuple[str, ...] = ()
 
@@ -89,9 +95,12 @@ def latent_map(model: Family, config: MapConfig, *, callback: StepCallback | Non
     require(not config.images, "map got image files to map but no --images DIR; pass the folder they come from.")
     corners = check_corners(config.corners)
     cols, rows = parse_grid(config.grid, minimum=2)
-    require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
+    check_image_mode(config.image_mode)
     images = [k.image for k in corners if k.image is not None]
-    if images and config.strength > 0:
+    inverted = bool(images) and config.image_mode == "invert"
+    if not inverted:
+        require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
+    if images and not inverted and config.strength > 0:
         require(start_index(config.steps, config.strength) < config.steps,
                 f"--strength {config.strength} with {config.steps} steps leaves no denoising step; use 0 or at least {1 / config.steps:.3g}.")
     seed = resolve_seed(config.seed)
@@ -104,9 +113,10 @@ def latent_map(model: Family, config: MapConfig, *, callback: StepCallback | Non
     n = len(uv)
     u = torch.tensor([p[0] for p in uv], dtype=torch.float64)
     v = torch.tensor([p[1] for p in uv], dtype=torch.float64)
-    cfgs4 = [cfg_of(model, config, k.cfg) for k in corners]
+    cfgs4 = [cfg_of(model, config, k.cfg, inverted_image=inverted and k.image is not None) for k in corners]
     cond4, uncond4 = encode_job(model, config, [k.prompt or "" for k in corners], cfgs4)
-    noise4, _ = seed_noise([k.seed for k in corners], shape)
+    anchors = inverted_anchors(model, config, corners, cfgs4, shape, (width, height)) if inverted else None
+    noise4 = anchors.noise if anchors is not None else seed_noise([k.seed for k in corners], shape)[0]
     noise = bilinear(noise4, u, v)
     cond = lerp_conditioning(lerp_conditioning(cond4.select([0] * n), cond4.select([1] * n), u),
                              lerp_conditioning(cond4.select([2] * n), cond4.select([3] * n), u), v)
@@ -115,12 +125,14 @@ def latent_map(model: Family, config: MapConfig, *, callback: StepCallback | Non
     nearest = [int(round(b)) * 2 + int(round(a)) for a, b in uv]
     _, generators = seed_noise([corners[i].seed for i in nearest], shape)
 
-    if not images:
-        mode = "noise"
-        latents = render(model, config, noise, cond, uncond, cfgs, generators, callback=callback)
+    if not images or anchors is not None:
+        mode = "inverted" if anchors is not None else "noise"
+        weights = torch.stack([(1 - u) * (1 - v), u * (1 - v), (1 - u) * v, u * v], dim=1)  # (n, 4) bilinear
+        step_noise = weighted_step_noise(anchors.streams, weights) if anchors is not None else None
+        latents = render(model, config, noise, cond, uncond, cfgs, generators, step_noise=step_noise, callback=callback)
     else:
         mode = "latent"
-        corner_latents = _corner_latents(model, config, corners, cond4, uncond4, cfgs4, shape, (width, height), callback)
+        corner_latents = anchor_latents(model, config, corners, cond4, uncond4, cfgs4, shape, (width, height), callback)
         grid_latents = bilinear(corner_latents, u, v, fn=lerp)
         if config.strength == 0:
             latents = grid_latents
@@ -143,25 +155,13 @@ def latent_map(model: Family, config: MapConfig, *, callback: StepCallback | Non
               for (a, b), c in zip(uv, cfgs)]
     if mode == "latent":
         extras = [{**e, "Denoising strength": config.strength} for e in extras]
+    elif mode == "inverted":
+        extras = [{**e, "Image mode": "invert"} for e in extras]
     meta = [{"u": a, "v": b, "row": i // cols, "col": i % cols, "cfg": c} for i, ((a, b), c) in enumerate(zip(uv, cfgs))]
     info = {"mode": mode, "grid": (cols, rows), "corners": labels, "cells_meta": meta, "width": width, "height": height, "seed": seed}
     return finish(model, "map", resolved, cells, latents, seeds, image, cell_extras=extras,
                   sheet_extra={"Map": f"{cols}x{rows} grid"}, inputs=image_inputs(images), info=info,
                   cell_prompts=[corners[i].prompt or "" for i in nearest])
-
-
-def _corner_latents(model, config, corners, cond4, uncond4, cfgs4, shape, size, callback) -> torch.Tensor:
-    out = torch.zeros(4, *shape)
-    image_idx = [i for i, k in enumerate(corners) if k.image is not None]
-    text_idx = [i for i, k in enumerate(corners) if k.image is None]
-    if image_idx:
-        out[image_idx] = image_latents(model, [corners[i].image for i in image_idx], size)
-    if text_idx:
-        noise, generators = seed_noise([corners[i].seed for i in text_idx], shape)
-        out[text_idx] = render(model, config, noise, cond4.select(text_idx),
-                               uncond4.select(text_idx) if uncond4 is not None else None,
-                               [cfgs4[i] for i in text_idx], generators, callback=callback)
-    return out
 
 
 # --- PCA of a folder --------------------------------------------------------------------------------

@@ -6,8 +6,13 @@ The expression (grammar in :mod:`latentscape.core.expr`) is a linear combination
   (no prompt: the empty prompt's conditioning);
 - seeds combine into the initial noise: ``Σ cⱼ·noise(seedⱼ)`` rescaled to the norm ``Σ|cⱼ|·‖noiseⱼ‖/Σ|cⱼ|``,
   so the result has the norm of a unit Gaussian draw (no seed: the noise of ``seed``);
-- images combine into a latent ``Σ cₖ·latentₖ`` (VAE posterior means, no rescaling), which img2img
-  repaints at ``strength`` with that noise and conditioning (0: decode it as is).
+- images, ``image_mode="invert"`` (the default): each image is inverted (:mod:`latentscape.workflows.plan`)
+  and its inversion's noise joins the seeds' in the rescaled sum, its per-step noise stream is combined the
+  same way step by step; the images' caption is the empty prompt and the CFG the job's ``cfg`` (1 when it is
+  not given and no prompt term steers), which the inversions are recorded at. So ``image:a.png`` alone is
+  the image's VAE round trip, and ``image:a.png + "snow"`` steers it;
+- images, ``image_mode="noise"``: they combine into a latent ``Σ cₖ·latentₖ`` (VAE posterior means, no
+  rescaling), which img2img repaints at ``strength`` with that noise and conditioning (0: decode it as is).
 
 A single prompt (coefficient 1) with ``seed`` reproduces ``generate`` with that prompt and seed.
 """
@@ -23,10 +28,13 @@ from latentscape.core.expr import Term, format_terms, parse
 from latentscape.core.noise import resolve_seed
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
-from latentscape.sampling import StepCallback, start_index
+from latentscape.sampling import StepCallback, StepNoise, start_index
 from latentscape.workflows.common import Output, config_dict, decode_images, make_recipe, require
+from latentscape.workflows.keyframes import Keyframe
+from latentscape.workflows.plan import check_image_mode
 from latentscape.workflows.render import (
-    SamplingOptions, cfg_of, check_options, encode_job, image_inputs, image_latents, job_size, render, seed_noise,
+    SamplingOptions, cfg_of, check_options, encode_job, image_inputs, image_latents, inverted_anchors, job_size, render,
+    seed_noise,
 )
 
 MAX_OPERANDS = 16
@@ -38,7 +46,8 @@ class MathConfig(SamplingOptions):
 
     expression: str = ""
     seed: int = -1
-    strength: float = 0.6
+    strength: float = 0.6  # image_mode noise only
+    image_mode: str = "invert"
 
 
 def combine_noise(noises: torch.Tensor, coefficients: list[float]) -> torch.Tensor:
@@ -61,18 +70,21 @@ def latent_math(model: Family, config: MathConfig, *, callback: StepCallback | N
     terms = parse(config.expression)
     require(len(terms) <= MAX_OPERANDS, f"math expression has {len(terms)} operands; accepted: at most {MAX_OPERANDS}.")
     require(any(t.coefficient != 0 for t in terms), "every term of the math expression has coefficient 0; nothing is left to render.")
-    require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
+    check_image_mode(config.image_mode)
     prompts = [t for t in terms if t.operand.kind == "prompt"]
     seeds = [t for t in terms if t.operand.kind == "seed"]
     images = [t for t in terms if t.operand.kind == "image"]
-    if images and config.strength > 0:
+    inverted = bool(images) and config.image_mode == "invert"
+    if not inverted:
+        require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
+    if images and not inverted and config.strength > 0:
         require(start_index(config.steps, config.strength) < config.steps,
                 f"--strength {config.strength} with {config.steps} steps leaves no denoising step; use 0 or at least {1 / config.steps:.3g}.")
     seed = resolve_seed(config.seed)
     paths = [str(t.operand.value) for t in images]
     width, height = job_size(model, config, paths)
     shape = model.latent_format.latent_shape(width, height)
-    cfg = cfg_of(model, config)
+    cfg = cfg_of(model, config, config.cfg, inverted_image=inverted and not prompts)
 
     cond = _conditioning(model, config, prompts, cfg)
     _, uncond = encode_job(model, config, [""], [cfg])  # the negative prompt, when CFG needs it
@@ -85,6 +97,19 @@ def latent_math(model: Family, config: MathConfig, *, callback: StepCallback | N
 
     if not images:
         latents = render(model, config, noise, cond, uncond, [cfg], step_gens, callback=callback)
+    elif inverted:
+        keyframes = [Keyframe(image=p, prompt="", seed=int(seed_terms[main].operand.value)) for p in paths]
+        anchors = inverted_anchors(model, config, keyframes, [cfg] * len(paths), shape, (width, height))
+        # the images' inversions join the seeds' noise (no seed term: the images' noise alone); their step-noise
+        # streams combine the same way step by step, scaled by the images' share of the coefficients
+        noise = combine_noise(torch.cat([anchors.noise, noises[:len(seeds)]]), [t.coefficient for t in images + seeds])
+        streams = torch.stack([z.noise[:, 0] for z in anchors.streams])  # type: ignore[union-attr]  # (I, evaluations, C, h, w)
+        c_images = [t.coefficient for t in images]
+        share = sum(abs(c) for c in c_images) / sum(abs(t.coefficient) for t in images + seeds)
+        per_step = [combine_noise(streams[:, i], c_images) for i in range(streams.shape[1])]
+        per_step = [z if share == 1 else z * share for z in per_step]
+        step_noise = StepNoise(torch.cat(per_step)[:, None], anchors.streams[0].scales)  # type: ignore[union-attr]
+        latents = render(model, config, noise, cond, uncond, [cfg], step_gens, step_noise=step_noise, callback=callback)
     else:
         encoded = image_latents(model, paths, (width, height))
         c = torch.tensor([t.coefficient for t in images]).reshape(-1, 1, 1, 1)
@@ -97,7 +122,7 @@ def latent_math(model: Family, config: MathConfig, *, callback: StepCallback | N
     image = decode_images(model, latents)
     canonical = format_terms(terms)
     params = config_dict(dataclasses.replace(config, seed=seed, cfg=cfg, width=width, height=height))
-    math_extra = {"Math": canonical, **({"Denoising strength": config.strength} if images else {})}
+    math_extra = {"Math": canonical, **({"Image mode": "invert"} if inverted else {"Denoising strength": config.strength} if images else {})}
     recipe = make_recipe("math", model, params, int(seed_terms[main].operand.value), inputs=image_inputs(paths),
                          infotext_extra=math_extra, prompt_line=math_prompt(prompts))
     info = {"terms": [(t.coefficient, t.operand.kind, t.operand.value) for t in terms], "expression": canonical,

@@ -4,11 +4,15 @@ Every frame is one item of a batched denoise with its own interpolated noise (sl
 including SDXL/SD3/FLUX pooled vectors and T5 tokens), CFG (and FLUX guidance) and, for stochastic
 samplers, per-step noise. The frame on each keyframe equals a standalone ``generate`` of that keyframe.
 
-Image keyframes: when any keyframe is an image, the whole path is img2img at the shared ``strength``: image
-keyframes start from their VAE posterior mean, prompt/seed keyframes from the latents of their own
-standalone txt2img render, and every frame from the interpolation of its two keyframes' latents plus its
-interpolated noise. Frames on image keyframes equal ``generate(init_image=..., strength=...)``; frames on
-prompt keyframes of such a mixed path are img2img re-renders of their txt2img image (close, not equal).
+Image keyframes (``image_mode``, see :mod:`latentscape.workflows.plan`): ``invert`` (the default) inverts each
+image with the job's sampler and steps, so the frame on an image keyframe is the image's VAE round trip, the
+frames on prompt keyframes stay exactly their ``generate`` images, and the frames between interpolate the
+noise, the per-step noise streams and the conditioning. ``noise`` (what recipes made before the field replay
+as): the whole path is img2img at the shared ``strength``: image keyframes start from their VAE posterior
+mean, prompt/seed keyframes from the latents of their own standalone txt2img render, and every frame from the
+interpolation of its two keyframes' latents plus its interpolated noise. Frames on image keyframes equal
+``generate(init_image=..., strength=...)``; frames on prompt keyframes of such a mixed path are img2img
+re-renders of their txt2img image (close, not equal).
 
 Keyframes may be pinned to frames and cfg / strength / guidance rescale / seed scheduled over frames
 (:mod:`latentscape.workflows.morph_schedule`); every pinned frame is exact, and pacing moves frames only
@@ -53,6 +57,7 @@ from latentscape.core.smoothness import SmoothnessReport
 from latentscape.workflows.morph_render import (
     Anchors, FrameRenderer, Progress, RenderSettings, build_anchors, encode_images, render_latents,
 )
+from latentscape.workflows.plan import check_image_mode, image_anchors, image_cfg
 from latentscape.workflows.render import check_keyframe_cfgs
 
 PACINGS = ("uniform", "perceptual", "adaptive")
@@ -85,8 +90,9 @@ class MorphConfig:
     cfg_dip: float = 0.0
     width: int | None = None
     height: int | None = None
-    strength: float = 0.75
+    strength: float = 0.75  # image_mode noise only
     resize: str = "none"
+    image_mode: str = "invert"  # image keyframes: invert (start and end on the images) or noise (img2img)
     closed: bool = False
     ease: str = "linear"
     pacing: str = "uniform"
@@ -107,7 +113,8 @@ class MorphConfig:
         if unknown:
             raise LatentscapeError(f"the recipe has parameters this latentscape does not know ({', '.join(unknown)}); it was made by a newer version.")
         keyframes = tuple(keyframe_from_dict(k, f"recipe keyframe {i + 1}", pinned=True) for i, k in enumerate(params.get("keyframes", [])))
-        return cls(**{**params, "keyframes": keyframes})
+        # recipes from before image_mode existed were img2img (and recipes without image keyframes omit it)
+        return cls(**{"image_mode": "noise", **params, "keyframes": keyframes})
 
 
 @dataclass
@@ -165,14 +172,19 @@ def check_timing(config: MorphConfig, keyframes: Sequence[Keyframe]) -> tuple[Ti
     require(least <= timing_.frames <= MAX_FRAMES,
             f"frames got {timing_.frames} (from the last pinned keyframe); a {shape} through {k} keyframes needs from {least} to {MAX_FRAMES}.")
     schedules = parse_schedules(config.schedules, timing_.frames)
+    has_images = any(kf.image is not None for kf in keyframes)
+    require(not ("strength" in schedules and has_images and config.image_mode == "invert"),
+            "schedules.strength applies to image_mode noise (img2img); with image_mode invert no frame is img2img: "
+            "drop the strength schedule or pass image_mode noise.")
     check_schedule_use(schedules, keyframes, timing_, config.seed_behavior, pacing=config.pacing,
-                       img2img=any(kf.image is not None for kf in keyframes))
+                       img2img=has_images and config.image_mode == "noise")
     return timing_, schedules
 
 
 def check_config(config: MorphConfig) -> list[Keyframe]:
     """Everything that can be checked without a model (run it before loading one); returns the keyframes."""
     keyframes = parse_keyframes(config.keyframes)
+    check_image_mode(config.image_mode)
     require(len(keyframes) >= 2, f"a morph needs at least 2 keyframes, got {len(keyframes)}; pass two or more prompts, seed:N, PROMPT@SEED or image files.")
     check_keyframe_cfgs(keyframes)
     check_timing(config, keyframes)
@@ -185,7 +197,7 @@ def check_config(config: MorphConfig) -> list[Keyframe]:
     require(0 <= config.guidance_rescale <= 1, f"--guidance-rescale got {config.guidance_rescale}; expected a number from 0 to 1.")
     require(config.true_cfg >= 1 or config.true_cfg == 0, f"--true-cfg got {config.true_cfg}; expected a number >= 1.")
     require(0 < config.fps <= 240, f"--fps got {config.fps}; expected a number greater than 0 and at most 240.")
-    if any(kf.image is not None for kf in keyframes):
+    if any(kf.image is not None for kf in keyframes) and config.image_mode == "noise":
         require(0 <= config.strength <= 1, f"strength got {config.strength}; expected a number from 0 (the images' VAE round trips, no steps) to 1.")
     resolve_distance(config.distance)
     require(isinstance(config.max_step, (int, float)) and not isinstance(config.max_step, bool) and 1 < config.max_step < float("inf"),
@@ -208,7 +220,9 @@ def _plan(model: Family, config: MorphConfig) -> _Plan:
         size = resolve_size(model, config.width, config.height)  # checks --size against the model
     images, image_size = load_keyframe_images(keyframes, config.width, config.height, config.resize, model.latent_format.size_multiple)
     size = image_size or size
-    cfgs = [guidance(model, kf.cfg if kf.cfg is not None else config.cfg, config.true_cfg)[0] for kf in keyframes]
+    inverted = config.image_mode == "invert"
+    cfgs = [image_cfg(model, kf.cfg) if inverted and kf.image is not None else
+            guidance(model, kf.cfg if kf.cfg is not None else config.cfg, config.true_cfg)[0] for kf in keyframes]
     if "cfg" in schedules:  # each keyframe's CFG is the schedule's at its frame
         cfgs = [schedules["cfg"].at(f) for f in timing_.keyframe_at]
     cfg_used = guidance(model, config.cfg, config.true_cfg)[0]
@@ -220,6 +234,8 @@ def _plan(model: Family, config: MorphConfig) -> _Plan:
         del params["schedules"]
     if config.seed_behavior == "fixed":
         del params["seed_behavior"]
+    if not images:  # the mode means nothing without image keyframes: such recipes stay as they were
+        del params["image_mode"]
     inputs = {}
     if images:
         inputs["keyframe images"] = [{"path": str(keyframes[i].image), "sha256": file_sha256(keyframes[i].image)} for i in sorted(images)]
@@ -228,8 +244,10 @@ def _plan(model: Family, config: MorphConfig) -> _Plan:
 
 def _recipe(model: Family, plan: _Plan, config: MorphConfig) -> Recipe:
     extra = {"Morph": " -> ".join(k.label() for k in plan.keyframes), "Frames": plan.timing.frames, "Pacing": config.pacing}
-    if plan.images:
+    if plan.images and config.image_mode == "noise":
         extra["Denoising strength"] = config.strength
+    elif plan.images:
+        extra["Image mode"] = "invert"
     extra.update(schedule_infotext(plan.schedules, plan.timing, config.seed_behavior))
     # the infotext shows the first frame: the first keyframe's prompt and seed (its generate image)
     return make_recipe("morph", model, plan.params, plan.seed, inputs=plan.inputs,
@@ -260,9 +278,11 @@ def morph(
     if anchors.uncond is None and values.uses_cfg_anywhere():  # CFG > 1 between keyframes of CFG <= 1
         anchors.uncond = encode(model, [plan.keyframes[0].prompt or ""], [config.negative], True)[1]
     counts = timing_.counts if timing_.pinned else None
-    img2img = bool(plan.images)
+    img2img = bool(plan.images) and config.image_mode == "noise"
     if img2img:
         anchors.latents = _start_latents(model, anchors, plan, settings, callback)
+    elif plan.images:
+        _invert_anchors(model, anchors, plan, config, progress)
     counter = callback = CountingCallback(callback)
     renderer = FrameRenderer(model, anchors, settings, batch_size=config.batch_size, closed=config.closed,
                              img2img=img2img, store=store, callback=callback, progress=progress)
@@ -310,6 +330,23 @@ def per_frame(values: FrameValues, timing_: Timing, u: float, n_keyframes: int, 
     """What a frame at ``u`` was rendered with: its frame number on the path's timing and its scheduled values."""
     point = locate(u, n_keyframes, closed)
     return {"frame": timing_.frame_at(u), **(values(point) if values else {})}
+
+
+def _invert_anchors(model: Family, anchors: Anchors, plan: _Plan, config: MorphConfig, progress: Progress | None) -> None:
+    """Image keyframes in invert mode: their inversion's noise and per-step noise become the keyframe's
+    anchor (cached, so one image on a path twice, --resume and replay invert it once)."""
+    order = sorted(plan.images)
+    report = None if progress is None else (lambda done, total: progress("invert", done, total))
+    inverted = image_anchors(model, [plan.images[i] for i in order], prompts=[plan.keyframes[i].prompt or "" for i in order],
+                             seeds=[plan.keyframes[i].seed for i in order], cfgs=[plan.cfgs[i] for i in order],
+                             negative=config.negative, sampler=config.sampler, steps=config.steps,
+                             true_cfg=config.true_cfg, progress=report)
+    streams: list = [None] * len(plan.keyframes)
+    noise = anchors.noise.clone()
+    for i, anchor in zip(order, inverted):
+        noise[i] = anchor.noise[0].to(noise.dtype)
+        streams[i] = anchor.step_noise
+    anchors.noise, anchors.step_noise = noise, streams
 
 
 def _start_latents(model, anchors: Anchors, plan: _Plan, settings: RenderSettings, callback) -> torch.Tensor:

@@ -26,8 +26,9 @@ from latentscape.io.recipe import Recipe
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
 from latentscape.samplers import resolve_sampler
-from latentscape.sampling import NoisePath, StepCallback, denoise
+from latentscape.sampling import NoisePath, StepCallback, StepNoise
 from latentscape.workflows.common import decode_images, encode
+from latentscape.workflows.plan import Items, point_step_noise, render
 
 Point = tuple[int, int, float]  # (keyframe a, keyframe b, t)
 
@@ -58,6 +59,7 @@ class Anchors:
     uncond: Conditioning | None  # 1 item, shared
     cfg: list[float]  # the CFG each keyframe uses
     latents: torch.Tensor | None = None  # (K, C, h, w) img2img starting latents; None for txt2img
+    step_noise: list[StepNoise | None] | None = None  # per keyframe: an inverted image's per-step noise
     prompts: list[str] = field(default_factory=list)  # per keyframe: weighted prompts interpolate their weights
     weighted: dict[str, Conditioning] = field(default_factory=dict)  # in-between weighted prompts, encoded once
 
@@ -139,8 +141,9 @@ def render_latents(
     """Denoise one batch of path points (cond and uncond in one forward); returns latents (B, C, h, w).
 
     ``start_step`` k > 0 with ``start_latents`` (B, C, h, w): each point starts at step k from the given
-    latents instead of from its noise (a frame-tree branch); conditioning, guidance and step noise are the
-    point's own, as for a full render."""
+    latents instead of from its noise (a frame-tree branch); conditioning, guidance and step noise (the
+    stochastic samplers' interpolated draws, and inverted image keyframes' per-step noise, slerped at the
+    point's t) are the point's own, as for a full render."""
     values = [settings.scheduled(p) for p in points] if settings.scheduled is not None else [{}] * len(points)
     strengths = [v.get("strength", settings.strength) for v in values]
     if img2img and not start_step and any(s != settings.strength for s in strengths):
@@ -172,15 +175,14 @@ def render_latents(
         if settings.strength == 0:  # strength 0 keeps the images: the interpolated latents, no steps
             return init
     stochastic = resolve_sampler(settings.sampler, model.is_flow).stochastic
-    return denoise(
-        model, start_latents if start_step else noise, cond, uncond, start_step=start_step,
-        sampler=settings.sampler, steps=settings.steps, guidance_scale=scale.float(),
-        guidance_rescale=rescale,
-        embedded_guidance=embedded.float() if embedded is not None else None,
-        init_latents=init, strength=settings.strength if init is not None else 1.0,
-        noise_path=NoisePath(anchors.sources, a, b, t.tolist()) if stochastic else None,
-        callback=callback,
-    )  # fmt: skip
+    step_noise = point_step_noise(anchors.step_noise, a, b, t) if anchors.step_noise else None
+    items = Items(
+        noise=start_latents if start_step else noise, cond=cond, uncond=uncond, guidance_scale=scale.float(),
+        embedded_guidance=embedded.float() if embedded is not None else None, guidance_rescale=rescale,
+        noise_path=NoisePath(anchors.sources, a, b, t.tolist()) if stochastic else None, step_noise=step_noise,
+        init_latents=init, strength=settings.strength if init is not None else 1.0, start_step=start_step,
+    )
+    return render(model, items, sampler=settings.sampler, steps=settings.steps, callback=callback)
 
 
 def _by_strength(model: Family, anchors: Anchors, points: Sequence[Point], strengths: Sequence[float],

@@ -1,8 +1,10 @@
 """What the exploration workflows share: sampling options, points (prompt / seed / image) turned into
 noise, conditioning and latents, and one batched render over the denoising loop.
 
-Every workflow here builds per-item noise, conditioning and CFG, then calls :func:`render`, which runs
-``sampling.denoise`` in chunks of ``batch_size`` items. The noise of a seed is drawn exactly as
+Every workflow here builds per-item noise, conditioning and CFG, then calls :func:`render`, which hands
+them to the one chunked renderer (:func:`latentscape.workflows.plan.render`, which morphs use too) in chunks
+of ``batch_size`` items. Image anchors become latents in :mod:`latentscape.workflows.plan` (``invert``) or
+:func:`anchor_latents` (``noise``). The noise of a seed is drawn exactly as
 ``generate`` draws it (one CPU generator per item, which then continues into a stochastic sampler's step
 noise), so a cell that lands on a keyframe reproduces that keyframe's standalone image.
 """
@@ -22,9 +24,11 @@ from latentscape.io.images import RESIZE_MODES, fit_size, load_image, pil_to_ten
 from latentscape.io.recipe import file_sha256
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
-from latentscape.sampling import StepCallback, denoise
+from latentscape.sampling import StepCallback, StepNoise
 from latentscape.workflows.common import MAX_BATCH, check_sampling, encode, guidance, require, resolve_size
 from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe
+from latentscape.workflows.plan import AnchorNoise, Items, anchor_noise, image_cfg
+from latentscape.workflows.plan import render as render_items
 
 MAX_CELLS = 256
 
@@ -60,6 +64,8 @@ class SamplingOptions:
                 f"the recipe has parameters this latentscape does not know ({', '.join(unknown)}); it was made by a newer version."
             )
         values = {}
+        if "image_mode" in known and "image_mode" not in params:  # made before the field: images were img2img
+            values["image_mode"] = "noise"
         for key, value in params.items():
             if key in cls.KEYFRAME_FIELDS and isinstance(value, (list, tuple)):
                 value = tuple(as_keyframe(v, f"{key} item {i + 1}") for i, v in enumerate(value))
@@ -105,12 +111,41 @@ def job_size(model: Family, opts: SamplingOptions, images: Sequence[str] = ()) -
     return resolve_size(model, opts.width, opts.height)
 
 
+def images_at_size(model: Family, paths: Sequence[str], size: tuple[int, int]) -> list[Image.Image]:
+    """The images, each stretched to ``size`` when it differs."""
+    return [fit_size(load_image(p), model.latent_format.size_multiple, "stretch", size=size, name=f"image '{p}'") for p in paths]
+
+
 def image_latents(model: Family, paths: Sequence[str], size: tuple[int, int]) -> torch.Tensor:
     """VAE-encoded images (N, C, h, w) (posterior mean), each stretched to ``size`` when it differs."""
-    images: list[Image.Image] = [
-        fit_size(load_image(p), model.latent_format.size_multiple, "stretch", size=size, name=f"image '{p}'") for p in paths
-    ]
-    return model.encode_images(pil_to_tensor(images)).float().cpu()
+    return model.encode_images(pil_to_tensor(images_at_size(model, paths, size))).float().cpu()
+
+
+def inverted_anchors(model: Family, opts: SamplingOptions, keyframes: Sequence[Keyframe], cfgs: Sequence[float],
+                     shape: Sequence[int], size: tuple[int, int]) -> AnchorNoise:
+    """Anchor noise of ``keyframes`` (seeds resolved) with the image keyframes inverted (``invert`` mode; see
+    :mod:`latentscape.workflows.plan`), at the job's sampler, steps and size."""
+    idx = [i for i, k in enumerate(keyframes) if k.image is not None]
+    pictures = dict(zip(idx, images_at_size(model, [keyframes[i].image for i in idx], size)))  # type: ignore[misc]
+    return anchor_noise(model, [k.seed for k in keyframes], shape, images=pictures, prompts=[k.prompt or "" for k in keyframes],
+                        cfgs=cfgs, negative=opts.negative, sampler=opts.sampler, steps=opts.steps, true_cfg=opts.true_cfg)
+
+
+def anchor_latents(model: Family, opts: SamplingOptions, keyframes: Sequence[Keyframe], cond: Conditioning,
+                   uncond: Conditioning | None, cfgs: Sequence[float], shape: Sequence[int], size: tuple[int, int],
+                   callback: StepCallback | None = None) -> torch.Tensor:
+    """``image_mode="noise"`` starting latents of anchors (N, C, h, w): images VAE-encoded, prompt anchors
+    rendered as ``generate`` would (``cond``/``uncond``/``cfgs``: one item each)."""
+    out = torch.zeros(len(keyframes), *shape)
+    image_idx = [i for i, k in enumerate(keyframes) if k.image is not None]
+    text_idx = [i for i, k in enumerate(keyframes) if k.image is None]
+    if image_idx:
+        out[image_idx] = image_latents(model, [keyframes[i].image for i in image_idx], size)  # type: ignore[misc]
+    if text_idx:
+        noise, generators = seed_noise([keyframes[i].seed for i in text_idx], shape)
+        out[text_idx] = render(model, opts, noise, cond.select(text_idx), uncond.select(text_idx) if uncond is not None else None,
+                               [cfgs[i] for i in text_idx], generators, callback=callback)
+    return out
 
 
 def image_inputs(paths: Sequence[str]) -> dict[str, Any]:
@@ -125,8 +160,11 @@ def seed_noise(seeds: Sequence[int], shape: Sequence[int]) -> tuple[torch.Tensor
     return draw_noise(generators, shape), generators
 
 
-def cfg_of(model: Family, opts: SamplingOptions, keyframe_cfg: float | None = None) -> float:
-    """The user-facing CFG of an item: its keyframe's, else the job's, else the family's default."""
+def cfg_of(model: Family, opts: SamplingOptions, keyframe_cfg: float | None = None, *, inverted_image: bool = False) -> float:
+    """The user-facing CFG of an item: its keyframe's, else the job's, else the family's default; an image
+    anchor in ``invert`` mode: its own, else 1 (:func:`latentscape.workflows.plan.image_cfg`)."""
+    if inverted_image:
+        return image_cfg(model, keyframe_cfg)
     if keyframe_cfg is not None:
         return float(keyframe_cfg)
     return model.default_guidance() if opts.cfg is None else float(opts.cfg)
@@ -161,47 +199,22 @@ def render(
     strength: float = 1.0,
     cond_schedule: Callable[[int, int], Conditioning] | None = None,
     callback: StepCallback | None = None,
+    step_noise: StepNoise | None = None,
 ) -> torch.Tensor:
-    """Denoise B items, each with its own noise (B, C, h, w), conditioning, CFG and step generator, in chunks
-    of ``opts.batch_size``; returns model-space latents (B, C, h, w) on the CPU.
+    """Denoise B items, each with its own noise (B, C, h, w), conditioning, user-facing CFG and step
+    generator, through the one renderer (:func:`latentscape.workflows.plan.render`) in chunks of
+    ``opts.batch_size``; returns model-space latents (B, C, h, w) on the CPU.
 
     ``init_latents`` (B, C, h, w) with ``strength`` < 1 is img2img; ``cond_schedule(step, total)`` gives the
-    conditioning of all B items at a step (see ``sampling.denoise``).
+    conditioning of all B items at a step (see ``sampling.denoise``); ``step_noise``: per-item stored step
+    noise (inverted image anchors, :mod:`latentscape.workflows.plan`).
     """
     batch = noise.shape[0]
     assert len(cond) == batch and len(cfgs) == batch and len(generators) == batch
     split = [guidance(model, c, opts.true_cfg) for c in cfgs]
     loop = torch.tensor([s[1] for s in split], dtype=torch.float32)
     embedded = None if split[0][2] is None else torch.tensor([s[2] for s in split], dtype=torch.float32)
-    out = []
-    for start in range(0, batch, opts.batch_size):
-        idx = list(range(start, min(start + opts.batch_size, batch)))
-        schedule = _chunk_schedule(cond_schedule, idx) if cond_schedule is not None else None
-        latents = denoise(
-            model, noise[idx], cond.select(idx), uncond.select(idx) if uncond is not None else None,
-            sampler=opts.sampler, steps=opts.steps, guidance_scale=_scalar_or(loop[idx]),
-            guidance_rescale=opts.guidance_rescale,
-            embedded_guidance=None if embedded is None else _scalar_or(embedded[idx]),
-            init_latents=None if init_latents is None else init_latents[idx], strength=strength,
-            generators=[generators[i] for i in idx], callback=callback, cond_schedule=schedule,
-        )
-        out.append(latents.float().cpu())
-    return torch.cat(out)
-
-
-def _scalar_or(values: torch.Tensor) -> float | torch.Tensor:
-    """A float when all items agree (the exact code path ``generate`` takes), else the (B,) tensor."""
-    return float(values[0]) if bool((values == values[0]).all()) else values
-
-
-def _chunk_schedule(full: Callable[[int, int], Conditioning], idx: list[int]) -> Callable[[int, int], Conditioning]:
-    """The chunk's part of a whole-batch schedule, returning the same object while the full one does."""
-    memo: dict[str, Any] = {"full": None, "part": None}
-
-    def part(step: int, total: int) -> Conditioning:
-        c = full(step, total)
-        if c is not memo["full"]:
-            memo["full"], memo["part"] = c, c.select(idx)
-        return memo["part"]
-
-    return part
+    items = Items(noise=noise, cond=cond, uncond=uncond, guidance_scale=loop, embedded_guidance=embedded,
+                  guidance_rescale=opts.guidance_rescale, generators=generators, step_noise=step_noise,
+                  init_latents=init_latents, strength=strength, cond_schedule=cond_schedule)
+    return render_items(model, items, sampler=opts.sampler, steps=opts.steps, batch_size=opts.batch_size, callback=callback)

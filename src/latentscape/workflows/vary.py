@@ -6,7 +6,12 @@ source's prompt, CFG, sampler and size, so strength 0 is the source image itself
 variation seed's own image. A stochastic sampler's step noise keeps following the source seed (A1111),
 except at strength 1, where it follows the variation seed so that the image is exactly that seed's.
 
-An external image varies by img2img: variation i repaints it at denoising ``strength`` with seed s + i.
+An external image, ``image_mode="invert"`` (the default), is inverted (:mod:`latentscape.workflows.plan`)
+and then varies as a generated source does: variation i starts from ``slerp(strength, inversion noise,
+noise(variation_seed + i))`` with the image's per-step noise stream scaled by ``1 − strength``, under the
+image's caption (``prompt``, else empty) at its CFG (``cfg``, else 1); strength 0 is the image's VAE round
+trip, and the presets are the generated source's. With ``image_mode="noise"`` it varies by img2img:
+variation i repaints it at denoising ``strength`` with seed s + i.
 
 Presets (``strength`` may be a name or a number in [0, 1]):
 
@@ -31,12 +36,13 @@ from latentscape.core.noise import batch_seeds, resolve_seed
 from latentscape.errors import LatentscapeError
 from latentscape.io.recipe import Recipe, file_sha256, read_recipe
 from latentscape.models.family import Family
-from latentscape.sampling import StepCallback
+from latentscape.sampling import StepCallback, StepNoise
 from latentscape.workflows.common import MAX_BATCH, Output, config_dict, decode_images, make_recipe, require, resolve_size
-from latentscape.workflows.keyframes import IMAGE_EXTENSIONS, parse_keyframe
+from latentscape.workflows.keyframes import IMAGE_EXTENSIONS, Keyframe, parse_keyframe
+from latentscape.workflows.plan import check_image_mode
 from latentscape.workflows.prompt_editing import encode_job_edited
 from latentscape.workflows.render import (
-    SamplingOptions, cfg_of, check_options, image_latents, job_size, render, seed_noise,
+    SamplingOptions, cfg_of, check_options, image_latents, inverted_anchors, job_size, render, seed_noise,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,7 @@ class VaryConfig(SamplingOptions):
     strength: float | str = "subtle"
     variation_seed: int = -1
     init_image: str | None = None
+    image_mode: str = "invert"  # an external image: invert (vary its inversion) or noise (img2img)
 
     PROMPT_EDITING: ClassVar[bool] = True  # the prompt may use A1111 prompt editing [from:to:when]
 
@@ -138,15 +145,34 @@ def vary(model: Family, config: VaryConfig, *, callback: StepCallback | None = N
     check_options(model, config)
     n = config.n
     require(isinstance(n, int) and 1 <= n <= MAX_BATCH, f"-n got {n}; expected a whole number of variations from 1 to {MAX_BATCH}.")
-    mode = "image" if config.init_image is not None else "seed"
-    strength = resolve_strength(config.strength, mode)
+    check_image_mode(config.image_mode)
+    inverted = config.init_image is not None and config.image_mode == "invert"
+    mode = "inverted" if inverted else "image" if config.init_image is not None else "seed"
+    strength = resolve_strength(config.strength, "seed" if inverted else mode)
     seed = resolve_seed(config.seed)
-    cfg = cfg_of(model, config)
+    cfg = cfg_of(model, config, config.cfg, inverted_image=inverted)
+    step_noise = None
     extra: dict[str, Any] = {}
     if isinstance(config.strength, str) and config.strength.strip().lower() in PRESETS:
         extra["Vary"] = config.strength.strip().lower()
 
-    if mode == "image":
+    if mode == "inverted":
+        width, height = job_size(model, config, [config.init_image])
+        init, shape = None, model.latent_format.latent_shape(width, height)
+        anchor = inverted_anchors(model, config, [Keyframe(image=config.init_image, prompt=config.prompt, seed=seed)],
+                                  [cfg], shape, (width, height))
+        variation_seed = resolve_seed(config.variation_seed)
+        variation_seeds = batch_seeds(variation_seed, n)
+        other, other_gens = seed_noise(variation_seeds, shape)
+        _, source_gens = seed_noise([seed] * n, shape)
+        noise = slerp_a1111(anchor.noise.repeat(n, 1, 1, 1), other, strength)
+        generators = other_gens if strength == 1 else source_gens
+        stream = anchor.streams[0]
+        step_noise = StepNoise(stream.noise.repeat(1, n, 1, 1, 1) * (1 - strength), stream.scales)  # type: ignore[union-attr]
+        inputs = {"init_image": {"path": str(config.init_image), "sha256": file_sha256(config.init_image)}}
+        extras = [{**extra, "Variation seed": v, "Variation seed strength": strength, "Image mode": "invert"} for v in variation_seeds]
+        workflow_seeds = [seed] * n
+    elif mode == "image":
         width, height = job_size(model, config, [config.init_image])
         init = image_latents(model, [config.init_image], (width, height)).repeat(n, 1, 1, 1)
         seeds = batch_seeds(seed, n)
@@ -170,13 +196,14 @@ def vary(model: Family, config: VaryConfig, *, callback: StepCallback | None = N
 
     cond, uncond, cond_schedule = encode_job_edited(model, config, config.prompt, cfg, n)  # [from:to:when] too
     latents = render(model, config, noise, cond, uncond, [cfg] * n, generators, cond_schedule=cond_schedule,
-                     init_latents=init, strength=strength if init is not None else 1.0, callback=callback)
+                     init_latents=init, strength=strength if init is not None else 1.0, step_noise=step_noise,
+                     callback=callback)
     images = decode_images(model, latents)
     params = config_dict(dataclasses.replace(config, seed=seed, variation_seed=variation_seed, strength=strength,
                                              cfg=cfg, width=width, height=height))
     recipes = [make_recipe("vary", model, params, s, batch_index=i, inputs=inputs, infotext_extra=e)
                for i, (s, e) in enumerate(zip(workflow_seeds, extras))]
     info = {"mode": mode, "seed": seed, "strength": strength, "width": width, "height": height}
-    if mode == "seed":
+    if mode in ("seed", "inverted"):
         info["variation_seeds"] = batch_seeds(variation_seed, n)
     return Output(images=images, latents=latents, recipes=recipes, info=info)

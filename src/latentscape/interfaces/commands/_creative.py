@@ -30,6 +30,13 @@ def add_common(p: argparse.ArgumentParser, *, grid: bool = False, default_hint: 
         p.add_argument("--save-cells", metavar="DIR", default=None, help="also write every cell as its own PNG (its recipe replays it)")
 
 
+def add_image_mode(p: argparse.ArgumentParser, noise_means: str) -> None:
+    """``--image-mode invert|noise`` for verbs that take images (:mod:`latentscape.workflows.plan`)."""
+    p.add_argument("--image-mode", default="invert", choices=["invert", "noise"],
+                   help=f"image inputs: invert (default) inverts each image with the job's sampler and steps, so an item on an "
+                        f"image is its VAE round trip; noise: {noise_means}")
+
+
 def options(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`SamplingOptions` fields from the parsed flags (None where a flag was left unset)."""
     width, height = size_args(args)

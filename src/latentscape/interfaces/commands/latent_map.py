@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from latentscape.interfaces.commands._creative import add_common, check_outputs, options, progress, report, write_grid
+from latentscape.interfaces.commands._creative import add_common, add_image_mode, check_outputs, options, progress, report, write_grid
 from latentscape.workflows.keyframes import KEYFRAME_HELP
 
 
@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("corners", nargs="*", metavar="CORNER", help=f"four corners, each {KEYFRAME_HELP}")
     p.add_argument("--images", default=None, metavar="DIR", help="map a folder of images by PCA of their latents instead")
     p.add_argument("--grid", default="7x7", help="COLUMNSxROWS, each 2 to 16 (default 7x7)")
-    p.add_argument("--strength", type=float, default=0.5, help="img2img strength when a corner is an image (0 = decode the latent grid)")
+    p.add_argument("--strength", type=float, default=0.5, help="with --image-mode noise: img2img strength when a corner is an image (0 = decode the latent grid)")
+    add_image_mode(p, "corners become latents, interpolated and repainted by img2img at --strength")
     p.add_argument("--html", default=None, help="the HTML page to write (default: the sheet's path with .html)")
     add_common(p, grid=True, default_hint="outputs/NNNNN-map.png")
     p.set_defaults(func=run_map)
@@ -41,7 +42,7 @@ def run_map(args: argparse.Namespace) -> int:
         check_corners(args.corners)
         parse_grid(args.grid, minimum=2)
     config = MapConfig(corners=tuple(args.corners), grid=args.grid, seed=args.seed, strength=args.strength,
-                       images_dir=args.images, **options(args))
+                       image_mode=args.image_mode, images_dir=args.images, **options(args))
     model = load_model(args, config)
     out = latent_map(model, config, callback=progress(args, model))
     path, cells = write_grid(args, out, "map")

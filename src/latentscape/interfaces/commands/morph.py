@@ -55,7 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seeds of keyframes that name none: fixed (--seed, the default), iter (--seed + keyframe index), "
                         "random (each its own, recorded), schedule (--seed-schedule at the keyframe's frame)")
     g = p.add_argument_group("image keyframes")
-    g.add_argument("--strength", type=float, default=0.75, help="with image keyframes the whole path is img2img at this strength")
+    g.add_argument("--image-mode", default="invert", choices=["invert", "noise"],
+                   help="invert (default): invert each image with the job's sampler and steps, so the path starts and ends on "
+                        "the images (their VAE round trips); noise: img2img of the whole path at --strength")
+    g.add_argument("--strength", type=float, default=0.75, help="with --image-mode noise: the img2img strength of the whole path")
     g.add_argument("--resize", default="none", choices=["none", "stretch", "crop"], help="bring images of other sizes to one size")
     g = p.add_argument_group("video")
     g.add_argument("--fps", type=float, default=12.0)
@@ -74,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 class FrameProgress:
     """A tqdm bar per stage (probe, final), counted in frames, on stderr."""
 
-    NAMES = {"probe": "pacing probe", "final": "frames"}
+    NAMES = {"probe": "pacing probe", "final": "frames", "invert": "image inversion (model evaluations)"}
 
     def __init__(self, enabled: bool):
         self.enabled, self.bar, self.stage = enabled, None, None
@@ -116,7 +119,8 @@ def config_from_args(args: argparse.Namespace):
     return MorphConfig(
         keyframes=tuple(keyframes), frames=args.frames, negative=args.negative, seed=args.seed, steps=args.steps,
         sampler=args.sampler, cfg=args.cfg, true_cfg=args.true_cfg, guidance_rescale=args.guidance_rescale,
-        cfg_dip=args.cfg_dip, width=width, height=height, strength=args.strength, resize=args.resize, closed=args.loop,
+        cfg_dip=args.cfg_dip, width=width, height=height, strength=args.strength, resize=args.resize,
+        image_mode=args.image_mode, closed=args.loop,
         ease=args.ease, pacing=args.pacing, distance=args.distance, max_step=args.max_step, interpolation=args.interpolation,
         cond_interpolation=args.cond_interpolation, batch_size=args.batch_size, fps=args.fps, pingpong=args.pingpong,
         schedules=schedules, seed_behavior=seed_behavior,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from latentscape.interfaces.commands._creative import add_common, check_outputs, options, progress, report, write_images
+from latentscape.interfaces.commands._creative import add_common, add_image_mode, check_outputs, options, progress, report, write_images
 from latentscape.interfaces.common import add_recipe_model_args
 
 
@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", help="a latentscape PNG, an image file, PROMPT@SEED, a prompt, or seed:N")
     p.add_argument("--strength", default="subtle", help="subtle, strong or a number from 0 to 1 (default subtle)")
+    add_image_mode(p, "an external image is repainted by img2img at --strength (seed s + i)")
     p.add_argument("--variation-seed", type=int, default=-1, help="first variation seed; variation i uses it + i (-1 = random)")
     p.add_argument("--prompt", default=None, help="prompt for an external image, or to replace the source's prompt")
     add_common(p)
@@ -34,8 +35,8 @@ def run_vary(args: argparse.Namespace) -> int:
 
     check_outputs(args)
     config, recipe = vary_config(args.source, n=args.n, strength=args.strength, variation_seed=args.variation_seed,
-                                 prompt=args.prompt, seed=args.seed, **options(args))
-    resolve_strength(config.strength, "image" if config.init_image else "seed")
+                                 prompt=args.prompt, seed=args.seed, image_mode=args.image_mode, **options(args))
+    resolve_strength(config.strength, "image" if config.init_image and config.image_mode == "noise" else "seed")
     # the source PNG's recipe is untrusted: its model is loaded only with --model-from-recipe
     from latentscape.workflows.fields import check_fields
 
