@@ -243,6 +243,8 @@ def build(verb: str, request: dict[str, Any], model, folder: Path, limits: Limit
     cls = config_class(verb)
     fields = {k: v for k, v in params.items() if k not in SERVER_FIELDS.get(verb, ())}
     validate_params(cls, fields, source=f"the {verb} request")
+    if "image_mode" in {f.name for f in dataclasses.fields(cls)}:  # a new request gets the verb's default
+        fields.setdefault("image_mode", "invert")  # (from_params reads a missing field as an old recipe's noise)
     if verb == "vary" and fields.get("init_image"):
         config = _vary_source(fields["init_image"], {k: v for k, v in fields.items() if k != "init_image"})[0]
     else:
