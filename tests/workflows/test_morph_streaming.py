@@ -130,3 +130,25 @@ def test_a_frame_of_another_size_mid_stream_leaves_nothing(tmp_path):
         with pytest.raises(LatentscapeError, match="frame 3 is 16x18 but frame 0 is 16x16"):
             write_video(frames, tmp_path / f"bad{ext}")
         assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("closed", [False, True])
+@pytest.mark.parametrize("chunk", [1, 3, 8])
+def test_streamed_distances_are_the_pairwise_ones_whatever_the_chunk(closed, chunk):
+    """One pass over the frames, chunk by chunk, gives every adjacent distance (and the loop's closing
+    one) exactly as measuring each pair on its own does, by both metrics of a report."""
+    from latentscape.workflows.morph_pacing import consecutive_distances
+    from latentscape.workflows.smoothness import adjacent_distances, report_from, report_metrics
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (24, 24, 3)).astype(np.int16)
+    frames = [Image.fromarray(np.clip(base + rng.integers(-30, 30, base.shape) * (i % 3), 0, 255).astype(np.uint8))
+              for i in range(7)]
+    got = adjacent_distances(iter(frames), report_metrics("lab"), closed, chunk=chunk)
+    for metric in ("lab", "ssim"):
+        want = consecutive_distances(frames, metric, closed)
+        assert len(got[metric]) == (7 if closed else 6)
+        np.testing.assert_allclose(got[metric], want, rtol=1e-6, atol=1e-9)
+    report = report_from(got, len(frames))
+    assert report.frames == 7 and set(report.stats) == {"lab", "ssim"}
+    assert report.stats["lab"].max == pytest.approx(max(got["lab"]))
