@@ -96,7 +96,7 @@ class MorphConfig:
     max_step: float = 1.5  # adaptive pacing: grow frames until the largest step <= max_step x the mean step
     interpolation: str = "slerp"
     cond_interpolation: str = "lerp"
-    batch_size: int = 8
+    batch_size: int = 24  # measured fastest of 8, 16, 24 on the main job, same pixels (bench/bench_batch_size.py)
     fps: float = 12.0
     pingpong: bool = False
     schedules: dict[str, Any] = field(default_factory=dict)  # name -> Deforum "0:(7), 24:(12)", a mapping or a number
