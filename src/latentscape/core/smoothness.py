@@ -114,9 +114,13 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-item SSIM (Wang et al. 2004) of single-channel images in [0, 1] (B, 1, H, W) -> (B,).
 
     Gaussian window 11 × 11, σ = 1.5 (shrunk to the image's smaller side, odd, for tiny images), K1 = 0.01,
-    K2 = 0.03, computed over the valid region (no padding) in float64.
+    K2 = 0.03, computed over the valid region (no padding) in float32; the local (co)variances are taken of
+    the images minus their global means (the same numbers), so float32 loses little to cancellation
+    (measured against float64: 1 − SSIM within 1.5e-4 relative, the CIELAB distance within 3e-7).
     """
-    x, y = x.double(), y.double()
+    x, y = x.float(), y.float()
+    cx, cy = x.mean(dim=(1, 2, 3), keepdim=True), y.mean(dim=(1, 2, 3), keepdim=True)
+    x, y = x - cx, y - cy
     size = min(SSIM_WINDOW, min(x.shape[-2:]))
     size -= 1 - size % 2  # odd
     window = _gaussian_window(size, SSIM_SIGMA * size / SSIM_WINDOW, x.dtype, x.device)
@@ -124,12 +128,13 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     def blur(z: torch.Tensor) -> torch.Tensor:
         return F.conv2d(z, window)
 
-    mx, my = blur(x), blur(y)
-    vx = (blur(x * x) - mx * mx).clamp_min(0)
-    vy = (blur(y * y) - my * my).clamp_min(0)
-    cov = blur(x * y) - mx * my
+    dx, dy = blur(x), blur(y)  # local means of the centred images
+    vx = (blur(x * x) - dx * dx).clamp_min(0)
+    vy = (blur(y * y) - dy * dy).clamp_min(0)
+    cov = blur(x * y) - dx * dy
+    mx, my = dx + cx, dy + cy
     s = ((2 * mx * my + _C1) * (2 * cov + _C2)) / ((mx * mx + my * my + _C1) * (vx + vy + _C2))
-    return s.mean(dim=(1, 2, 3))
+    return s.mean(dim=(1, 2, 3)).double()
 
 
 def ssim_distance(x: torch.Tensor, y: torch.Tensor, scales: int = SSIM_SCALES) -> torch.Tensor:
@@ -138,7 +143,7 @@ def ssim_distance(x: torch.Tensor, y: torch.Tensor, scales: int = SSIM_SCALES) -
     drop under 4 pixels are skipped). 0 for identical images, up to about 1 for unrelated ones (B,)."""
     if x.shape != y.shape or x.ndim != 4:
         raise ValueError(f"ssim_distance needs two (B, 3, H, W) batches of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    lx, ly = _luma(x.double().clamp(0, 1)), _luma(y.double().clamp(0, 1))
+    lx, ly = _luma(x.float().clamp(0, 1)), _luma(y.float().clamp(0, 1))
     total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     used = 0
     for s in range(scales):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from typing import Sequence
 
@@ -37,18 +38,25 @@ def contact_sheet(
     crisp). ``labels`` (one per image) adds a caption band under every cell, as tall as the longest
     caption (word-wrapped to the cell width, at most 3 lines); ``title`` adds a band across the top. Size:
     width ``cols·(w·s + pad) + pad``, height ``title band + rows·(h·s + caption band + pad) + pad``.
+
+    ``images`` is read once, in order, one image at a time (frames read lazily from disk stay there).
     """
-    cells = _cells(images, cell_scale)
+    n = len(images)
+    if n == 0:
+        raise LatentscapeError("no images were given for the grid; accepted: at least one image.")
+    stream = iter(images)
+    head = next(stream)
+    first = _cell(head, 0, None, cell_scale)
     if cols is None:
-        cols = math.ceil(math.sqrt(len(cells)))
+        cols = math.ceil(math.sqrt(n))
     elif cols < 1:
         raise LatentscapeError(f"cols got {cols}; accepted: a number of columns of 1 or more.")
-    if labels is not None and len(labels) != len(cells):
-        raise LatentscapeError(f"got {len(labels)} labels for {len(cells)} images; accepted: one label per image.")
+    if labels is not None and len(labels) != n:
+        raise LatentscapeError(f"got {len(labels)} labels for {n} images; accepted: one label per image.")
     _check_pad(pad)
-    cols = min(cols, len(cells))
-    rows = math.ceil(len(cells) / cols)
-    cw, ch = cells[0].size
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    cw, ch = first.size
     font = _font(font_size)
     captions = [_wrap(label, font, cw) for label in labels] if labels is not None else []
     caption_h = TEXT_GAP + max(1, *map(len, captions)) * _line_height(font) if captions else 0
@@ -60,7 +68,8 @@ def contact_sheet(
     sheet = Image.new("RGB", (width, top + rows * (ch + caption_h + pad)), background)
     draw, ink = ImageDraw.Draw(sheet), _ink(background)
     _draw_lines(draw, title_lines, title_font, (pad, pad), width - 2 * pad, ink)
-    for index, cell in enumerate(cells):
+    for index, image in enumerate(itertools.chain([head], stream)):
+        cell = first if index == 0 else _cell(image, index, head.size, cell_scale)
         row, col = divmod(index, cols)
         x, y = pad + col * (cw + pad), top + row * (ch + caption_h + pad)
         sheet.paste(cell, (x, y))
@@ -134,19 +143,22 @@ def _cells(images: Sequence[Image.Image], scale: int) -> list[Image.Image]:
     """Validate same-size PIL images and return them as RGB, enlarged ``scale`` times (nearest-neighbour)."""
     if len(images) == 0:
         raise LatentscapeError("no images were given for the grid; accepted: at least one image.")
+    size = images[0].size if isinstance(images[0], Image.Image) else None
+    return [_cell(image, index, size, scale) for index, image in enumerate(images)]
+
+
+def _cell(image: Image.Image, index: int, size: tuple[int, int] | None, scale: int) -> Image.Image:
+    """One validated grid image (``size``: image 0's, which every image must have) as RGB, enlarged ``scale`` times."""
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise LatentscapeError(f"cell_scale got {scale!r}; accepted: a whole number of 1 or more.")
-    for index, image in enumerate(images):
-        if not isinstance(image, Image.Image):
-            raise LatentscapeError(f"grid image {index} is a {type(image).__name__}; accepted: PIL images.")
-        if image.size != images[0].size:
-            (w, h), (w0, h0) = image.size, images[0].size
-            raise LatentscapeError(
-                f"grid image {index} is {w}x{h} but image 0 is {w0}x{h0}; accepted: images of one size."
-            )
-    w, h = images[0].size
-    rgb = [to_rgb(image) for image in images]
-    return rgb if scale == 1 else [image.resize((w * scale, h * scale), Image.Resampling.NEAREST) for image in rgb]
+    if not isinstance(image, Image.Image):
+        raise LatentscapeError(f"grid image {index} is a {type(image).__name__}; accepted: PIL images.")
+    if size is not None and image.size != size:
+        (w, h), (w0, h0) = image.size, size
+        raise LatentscapeError(f"grid image {index} is {w}x{h} but image 0 is {w0}x{h0}; accepted: images of one size.")
+    rgb = to_rgb(image)
+    w, h = image.size
+    return rgb if scale == 1 else rgb.resize((w * scale, h * scale), Image.Resampling.NEAREST)
 
 
 def _check_pad(pad: int) -> None:

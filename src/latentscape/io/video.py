@@ -10,13 +10,15 @@ import subprocess
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from latentscape.errors import LatentscapeError
+from latentscape.io.animation import write_gif, write_webp
 from latentscape.io.files import atomic_path
+from latentscape.io.frame_files import FrameFiles
 from latentscape.io.images import load_image, to_rgb
 
 if TYPE_CHECKING:
@@ -44,13 +46,15 @@ def check_video_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def pingpong(frames: Sequence[T]) -> list[T]:
+def pingpong(frames: Sequence[T]) -> Sequence[T]:
     """Frames forward then backward without repeating either endpoint: [0, 1, 2, 3] -> [0, 1, 2, 3, 2, 1].
 
     Meant for looping playback: the player's own wrap from the last frame (1) to the first (0) closes the
     loop, so every step is shown once per direction. With 0, 1 or 2 frames there is no interior to
     reverse and the frames come back unchanged ([0, 1] looping already alternates 0, 1, 0, 1 ...).
     """
+    if isinstance(frames, FrameFiles):  # frames on disk stay on disk: the reversed part is more paths
+        return frames + frames[-2:0:-1]
     frames = list(frames)
     return frames + frames[-2:0:-1]
 
@@ -63,9 +67,12 @@ def frame_duration_ms(fps: float, *, step_ms: int = 1) -> int:
     return max(MIN_FRAME_MS, step_ms * round(1000 / fps / step_ms))
 
 
-def write_video(frames: Sequence[Frame], path: str | os.PathLike, *, fps: float = 12, loop: bool = True,
+def write_video(frames: Iterable[Frame], path: str | os.PathLike, *, fps: float = 12, loop: bool = True,
                 recipe: "Recipe | None" = None) -> Path:
     """Write ``frames`` (same-size PIL images or uint8 (H, W, 3) arrays) as .mp4, .gif or .webp; return the path.
+
+    ``frames`` may be any iterable (a list, a :class:`~latentscape.io.frame_files.FrameFiles` of PNGs, a
+    generator): it is consumed once, one frame at a time, so memory does not grow with the frame count.
 
     With ``recipe`` the video carries its infotext and recipe where the format has room (:func:`video_tags`):
     MP4 metadata keys ``parameters`` (A1111 infotext; civitai reads it) and ``comment`` (the JSON recipe);
@@ -89,18 +96,21 @@ def write_video(frames: Sequence[Frame], path: str | os.PathLike, *, fps: float 
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < fps < float("inf"):
         raise LatentscapeError(f"fps got {fps!r}; accepted: a number greater than 0, e.g. 12.")
     fps = float(fps)
-    if len(frames) == 0:
+    stream = iter(frames)
+    first = next(stream, None)
+    if first is None:
         raise LatentscapeError(f"no frames to write to '{path}'; accepted: at least one frame.")
-    size = _common_size(frames)
+    size = _frame_size(first, 0)
+    checked = _same_size(first, stream, size)  # a frame of another size stops the write: nothing is kept
     ext = path.suffix.lower()
     with atomic_path(path) as tmp:
         tags = video_tags(recipe)
         if ext == ".mp4":
-            _write_mp4(frames, tmp, size=size, fps=fps, name=path, tags=tags)
+            _write_mp4(checked, tmp, size=size, fps=fps, name=path, tags=tags)
         elif ext == ".gif":
-            _write_gif(frames, tmp, fps=fps, loop=loop, comment=tags.get("parameters"))
+            _write_gif(checked, tmp, fps=fps, loop=loop, comment=tags.get("parameters"))
         else:
-            _write_webp(frames, tmp, fps=fps, loop=loop, comment=tags.get("parameters"))
+            _write_webp(checked, tmp, fps=fps, loop=loop, comment=tags.get("parameters"))
     return path
 
 
@@ -183,17 +193,17 @@ def _frame_size(frame: Frame, index: int) -> tuple[int, int]:
     return w, h
 
 
-def _common_size(frames: Sequence[Frame]) -> tuple[int, int]:
-    """The (width, height) shared by all frames; raise naming the first frame that differs."""
-    size = _frame_size(frames[0], 0)
-    for index, frame in enumerate(frames):
+def _same_size(first: Frame, rest: Iterator[Frame], size: tuple[int, int]) -> Iterator[Frame]:
+    """The frames, each checked as it passes to be ``size`` (width, height); raise naming the first that is not."""
+    yield first
+    for index, frame in enumerate(rest, start=1):
         other = _frame_size(frame, index)
         if other != size:
             raise LatentscapeError(
                 f"frame {index} is {other[0]}x{other[1]} but frame 0 is {size[0]}x{size[1]}; "
                 "accepted: frames that all have the same size."
             )
-    return size
+        yield frame
 
 
 def _rgb_image(frame: Frame) -> Image.Image:
@@ -214,29 +224,21 @@ def _even(array: np.ndarray) -> np.ndarray:
     return np.pad(array, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def _write_gif(frames: Sequence[Frame], tmp: Path, *, fps: float, loop: bool, comment: str | None = None) -> None:
-    """Animated GIF via Pillow; frames after the first are converted lazily as Pillow writes them."""
-    first, *rest = frames
-    loop_option = {"loop": 0} if loop else {}  # no NETSCAPE2.0 block at all means "play once"
-    if comment:
-        loop_option["comment"] = comment.encode("utf-8")  # a GIF comment extension (GIF89a allows any length)
-    _gif_frame(first).save(
-        tmp, format="GIF", save_all=True, append_images=(_gif_frame(f) for f in rest),
-        duration=frame_duration_ms(fps, step_ms=10), optimize=False, **loop_option,
-    )  # fmt: skip
+def _write_gif(frames: Iterator[Frame], tmp: Path, *, fps: float, loop: bool, comment: str | None = None) -> None:
+    """Animated GIF, each frame reduced to its palette as it is written (:func:`latentscape.io.animation.write_gif`)."""
+    with open(tmp, "wb") as fp:
+        write_gif((_gif_frame(f) for f in frames), fp, duration=frame_duration_ms(fps, step_ms=10), loop=loop,
+                  comment=comment.encode("utf-8") if comment else None)  # a GIF comment extension: any length
 
 
-def _write_webp(frames: Sequence[Frame], tmp: Path, *, fps: float, loop: bool, comment: str | None = None) -> None:
-    """Animated WebP via Pillow (lossy, quality 90); loop count 0 is forever, 1 plays once."""
-    first, *rest = frames
-    extra = {"exif": user_comment_exif(comment)} if comment else {}
-    _rgb_image(first).save(
-        tmp, format="WEBP", save_all=True, append_images=(_rgb_image(f) for f in rest),
-        duration=frame_duration_ms(fps), quality=WEBP_QUALITY, loop=0 if loop else 1, **extra,
-    )  # fmt: skip
+def _write_webp(frames: Iterator[Frame], tmp: Path, *, fps: float, loop: bool, comment: str | None = None) -> None:
+    """Animated WebP (lossy, quality 90); loop count 0 is forever, 1 plays once."""
+    with open(tmp, "wb") as fp:
+        write_webp((_rgb_image(f) for f in frames), fp, duration=frame_duration_ms(fps), loop=loop, quality=WEBP_QUALITY,
+                   exif=user_comment_exif(comment) if comment else None)
 
 
-def _write_mp4(frames: Sequence[Frame], tmp: Path, *, size: tuple[int, int], fps: float, name: Path,
+def _write_mp4(frames: Iterable[Frame], tmp: Path, *, size: tuple[int, int], fps: float, name: Path,
                tags: dict[str, str] | None = None) -> None:
     """Pipe raw RGB frames into ffmpeg/libx264; raise (leaving cleanup to the caller) if ffmpeg fails.
 
@@ -264,7 +266,7 @@ def _write_mp4(frames: Sequence[Frame], tmp: Path, *, size: tuple[int, int], fps
         _run_ffmpeg(cmd, frames, name)
 
 
-def _run_ffmpeg(cmd: list[str], frames: Sequence[Frame], name: Path) -> None:
+def _run_ffmpeg(cmd: list[str], frames: Iterable[Frame], name: Path) -> None:
     """Feed the frames to ffmpeg's stdin; raise if it fails."""
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty ffmpeg can't block on a full pipe
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)

@@ -22,6 +22,7 @@ within their segment.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +36,7 @@ from latentscape.core.pacing import Smoothness, repace, smoothness
 from latentscape.core.paths import EASINGS, locate, uniform_positions
 from latentscape.core.value_schedule import ValueSchedule
 from latentscape.errors import LatentscapeError
+from latentscape.io.frame_files import FrameFiles
 from latentscape.io.recipe import Recipe, file_sha256
 from latentscape.io.video import check_video_path, pingpong, write_video
 from latentscape.models.family import Family
@@ -46,9 +48,9 @@ from latentscape.workflows.inputs import anchor_inputs
 from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe, resolve
 from latentscape.workflows.morph_images import load_keyframe_images
 from latentscape.workflows.morph_manifest import FrameStore, manifest_path, read_manifest_recipe, work_folder
-from latentscape.workflows.morph_pacing import consecutive_distances, resolve_distance
+from latentscape.workflows.morph_pacing import resolve_distance
 from latentscape.workflows.frame_tree import CountingCallback, FrameTree, adaptive_frames, full_render_evaluations
-from latentscape.workflows.morph_pacing import smoothness_report
+from latentscape.workflows.smoothness import adjacent_distances, report_from, report_metrics
 from latentscape.workflows.morph_schedule import (
     FrameValues, Timing, apply_seed_behavior, canonical, check_schedule_use, parse_schedules, timing,
 )
@@ -100,7 +102,7 @@ class MorphConfig:
     max_step: float = 1.5  # adaptive pacing: grow frames until the largest step <= max_step x the mean step
     interpolation: str = "slerp"
     cond_interpolation: str = "lerp"
-    batch_size: int = 8
+    batch_size: int = 24  # measured fastest of 8, 16, 24 on the main job, same pixels (bench/bench_batch_size.py)
     fps: float = 12.0
     pingpong: bool = False
     schedules: dict[str, Any] = field(default_factory=dict)  # name -> Deforum "0:(7), 24:(12)", a mapping or a number
@@ -119,9 +121,11 @@ class MorphConfig:
 
 @dataclass
 class MorphOutput:
-    """Frames in path order (no ping-pong), where they sit on the path, and how even the steps are."""
+    """Frames in path order (no ping-pong), where they sit on the path, and how even the steps are.
 
-    images: list[Image.Image]
+    ``images`` is a sequence of frame PNGs read when used (see :func:`morph`), not a list held in memory."""
+
+    images: Sequence[Image.Image]
     positions: list[float]
     recipe: Recipe
     distance: str
@@ -262,10 +266,16 @@ def morph(
     callback: StepCallback | None = None,
     progress: Progress | None = None,
 ) -> MorphOutput:
-    """Render the morph's frames (in memory; with ``store``, also to disk as they complete, resuming what
-    it already holds). Returns the frames, their positions, the recipe and the smoothness statistics."""
+    """Render the morph's frames to disk as they complete: to ``store`` (resuming what it already holds),
+    else to a temporary folder that lives as long as the returned frames. Returns the frames (a lazy
+    :class:`~latentscape.io.frame_files.FrameFiles`: each PNG is read when used, so memory does not grow
+    with the frame count), their positions, the recipe and the smoothness statistics."""
     plan = _plan(model, config)
     recipe = _recipe(model, plan, config)
+    temporary = None
+    if store is None:  # the library call: frames go to a folder of our own, removed with the last reference
+        temporary = tempfile.TemporaryDirectory(prefix="latentscape-morph-")
+        store = FrameStore(Path(temporary.name) / "morph.manifest.json", Path(temporary.name) / "morph", recipe)
     k = len(plan.keyframes)
     shape = model.latent_format.latent_shape(plan.width, plan.height)
     timing_, frames_n = plan.timing, plan.timing.frames
@@ -291,11 +301,10 @@ def morph(
     if config.pacing == "perceptual":
         probe_positions = uniform_positions(k, frames_n, config.closed, keyframe_at=timing_.keyframe_at)
         probe = renderer.stage("probe", probe_positions)
-        before = consecutive_distances(probe, plan.distance, config.closed)
+        before = adjacent_distances(probe, [plan.distance], config.closed)[plan.distance]
         stats["before"] = smoothness(before)
         positions = repace(probe_positions, before, k, config.closed, config.ease, counts=counts)
-        if store is not None:
-            store.data["pacing"] = {"distance": plan.distance, "probe_distances": before}
+        store.data["pacing"] = {"distance": plan.distance, "probe_distances": before}
     elif config.pacing == "adaptive":  # a frame tree; its frames go through the renderer to the store
         tree = FrameTree(model, anchors, settings, plan.distance, img2img=img2img, closed=config.closed,
                          batch_size=config.batch_size, callback=callback, progress=progress)
@@ -304,24 +313,28 @@ def morph(
     else:
         positions = uniform_positions(k, frames_n, config.closed, config.ease, keyframe_at=timing_.keyframe_at)
     frames = renderer.stage("final", positions)
-    after = consecutive_distances(frames, plan.distance, config.closed)
+    measured = adjacent_distances(frames, report_metrics(plan.distance), config.closed)  # one pass, both metrics
+    after = measured[plan.distance]
     stats["after"] = smoothness(after)
     if "before" in stats and config.ease == "linear" and stats["after"].ratio > stats["before"].ratio:
         # the measurements were too coarse to help: keep the (already rendered) uniform frames
         positions, after, stats["after"] = probe_positions, before, stats["before"]
         frames = renderer.stage("final", positions)
-    report = smoothness_report(frames, plan.distance, closed=config.closed, model_evaluations=counter.count,
-                               full_render_evaluations=full_render_evaluations(model, settings, plan.width, plan.height, img2img))
-    if store is not None:
-        store.data["pacing"] = {**(store.data["pacing"] or {}), "distance": plan.distance, "distances": after,
-                                **{f"smoothness_{k}": s.to_dict() for k, s in stats.items()}, "report": report.to_dict()}
-        store.save()
+        measured = adjacent_distances(frames, report_metrics(plan.distance), config.closed)
+    renderer.rendered.clear()  # the adaptive tree's images, the probe's paths: every frame is on disk now
+    report = report_from(measured, len(frames), model_evaluations=counter.count,
+                         full_render_evaluations=full_render_evaluations(model, settings, plan.width, plan.height, img2img))
+    store.data["pacing"] = {**(store.data["pacing"] or {}), "distance": plan.distance, "distances": after,
+                            **{f"smoothness_{k}": s.to_dict() for k, s in stats.items()}, "report": report.to_dict()}
+    store.save()
     on_keyframes = [positions.index(float(i)) for i in range(k)]
     assert not timing_.pinned or on_keyframes == list(timing_.keyframe_at), "pacing moved a pinned keyframe"
     frame_values = [per_frame(values, timing_, u, k, config.closed) for u in positions]
-    if store is not None and (values or timing_.pinned):
+    if values or timing_.pinned:
         store.data["schedule"] = {"keyframe_frames": list(timing_.keyframe_at), "frames": frame_values}
         store.save()
+    if temporary is not None:
+        frames = FrameFiles(frames.paths, owner=temporary)
     return MorphOutput(images=frames, positions=positions, recipe=recipe, distance=plan.distance, smoothness=stats,
                        keyframe_frames=on_keyframes, report=report, frame_values=frame_values)
 
@@ -384,6 +397,9 @@ def render_morph(
     uninterrupted run. A resume must name the same ``save_frames`` folder as the interrupted render: the
     folder a manifest records is never used on its word alone.
     ``contact_sheet`` also writes all frames on one PNG that carries the recipe (replayable).
+    Frames stream from their PNGs into the video and the sheet, one at a time. The returned ``images`` read
+    the frame files in ``save_frames``; without it they are removed with the working folder (``images``
+    keeps their count; reading one says it is gone).
     """
     output = check_video_path(output)
     if contact_sheet is not None:
@@ -419,6 +435,9 @@ def render_morph(
     store.data["complete"] = True
     store.clean_up()
     store.save()
+    if not store.keep_frames:
+        out.images = FrameFiles(out.images.paths, gone=": render_morph removes its frames once the video is written "
+                                "unless save_frames names a folder to keep them in")
     return out
 
 

@@ -142,12 +142,16 @@ class FrameStore:
         record = self.data["stages"].get(stage)
         return None if record is None else list(record["positions"])
 
+    def frame_path(self, stage: str, index: int) -> Path:
+        """Where frame ``index`` of ``stage`` is written (the name is ours, whatever the manifest says)."""
+        return self.folder(stage) / f"frame_{index:05d}.png"
+
     def load(self, stage: str, index: int) -> Image.Image | None:
         """Frame ``index`` of ``stage`` if it is on disk as recorded, else None."""
         entry = self.data["stages"].get(stage, {}).get("frames", [])[index]
         if entry is None:
             return None
-        png = self.folder(stage) / f"frame_{index:05d}.png"  # the name is ours, whatever the manifest says
+        png = self.frame_path(stage, index)
         if png.is_symlink() or not png.is_file() or file_sha256(png) != entry["sha256"]:
             return None
         return load_image(png)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -21,7 +22,8 @@ from latentscape.core.interpolate import INTERPOLATORS
 from latentscape.core.noise import draw_noise, seeded_generators
 from latentscape.core.paths import guidance_curve, locate
 from latentscape.core.prompt_syntax import interpolate_weighted
-from latentscape.io.images import pil_to_tensor
+from latentscape.io.frame_files import FrameFiles
+from latentscape.io.images import load_image, pil_to_tensor
 from latentscape.io.recipe import Recipe
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
@@ -204,19 +206,23 @@ Progress = Callable[[str, int, int], None]  # (stage, frames done, frames in the
 
 class FrameRenderer:
     """Renders path positions in fixed batches of ``batch_size`` (so a resumed render batches exactly as an
-    uninterrupted one), reusing frames on disk (``store``) or already rendered at the same position."""
+    uninterrupted one), reusing frames on disk (``store``) or already rendered at the same position.
+
+    With a ``store`` every frame goes to its PNG as its batch completes and is kept only as that path
+    (``rendered`` maps positions to paths; a stage returns :class:`FrameFiles`), so memory does not grow
+    with the frame count; without one, frames stay in memory."""
 
     def __init__(self, model: Family, anchors: Anchors, settings: RenderSettings, *, batch_size: int, closed: bool,
                  img2img: bool, store=None, callback: StepCallback | None = None, progress: Progress | None = None):
         self.model, self.anchors, self.settings = model, anchors, settings
         self.batch_size, self.closed, self.img2img = batch_size, closed, img2img
         self.store, self.callback, self.progress = store, callback, progress
-        self.rendered: dict[float, Image.Image] = {}
+        self.rendered: dict[float, Image.Image | Path] = {}
 
-    def stage(self, name: str, positions: Sequence[float]) -> list[Image.Image]:
+    def stage(self, name: str, positions: Sequence[float]) -> Sequence[Image.Image]:
         """The frames at ``positions``; with a store, each batch is saved (frames + manifest) as it completes."""
         points = [locate(u, len(self.anchors.cfg), self.closed) for u in positions]
-        frames: list[Image.Image | None] = [None] * len(positions)
+        frames: list[Image.Image | Path | None] = [None] * len(positions)
         if self.store is not None:
             self.store.stage(name, positions)
         for start in range(0, len(positions), self.batch_size):
@@ -228,18 +234,19 @@ class FrameRenderer:
                                          img2img=self.img2img, callback=self.callback)
                 for j, im in zip(missing, decode_images(self.model, latents)):
                     found[j] = im
-            for i, im in zip(chunk, found):
-                frames[i] = im
-                self.rendered.setdefault(positions[i], im)
             if self.store is not None:
                 chunk_points = [points[i] for i in chunk]
                 recipe_of = frame_recipes(self.store.data["recipe"], start, chunk_points,
                                           [self.frame_values(p) for p in chunk_points])
                 self.store.put(name, start, found, chunk_points, recipe_of=recipe_of)
                 self.store.save()
+                found = [self.store.frame_path(name, i) for i in chunk]  # on disk now: keep the paths only
+            for i, im in zip(chunk, found):
+                frames[i] = im
+                self.rendered.setdefault(positions[i], im)
             if self.progress is not None:
                 self.progress(name, chunk.stop, len(positions))
-        return frames  # type: ignore[return-value]
+        return FrameFiles(frames) if self.store is not None else frames  # type: ignore[arg-type,return-value]
 
     def frame_values(self, point: Point) -> dict[str, float]:
         """The CFG a point is rendered with (its schedule's, else its keyframes' with the dip), and any other
@@ -251,7 +258,8 @@ class FrameRenderer:
     def _known(self, stage: str, index: int, u: float) -> Image.Image | None:
         if self.store is not None and (im := self.store.load(stage, index)) is not None:
             return im
-        return self.rendered.get(u)
+        known = self.rendered.get(u)
+        return load_image(known) if isinstance(known, Path) else known
 
 
 def frame_recipes(recipe_data: Mapping[str, Any], start: int, points: Sequence[Point],

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="video to write: .mp4 (H.264), .gif or .webp")
     p.add_argument("--frames", "-f", type=int, default=None,
                    help="frames in the path, keyframes included (default: the last pinned keyframe's frame + 1, else 24)")
-    p.add_argument("--batch-size", type=int, default=8, help="frames denoised together in one forward (default 8, as the other verbs)")
+    p.add_argument("--batch-size", type=int, default=24, help="frames denoised together in one forward (default 24: the fastest measured; same pixels at any size)")
     g = p.add_argument_group("path")
     g.add_argument("--loop", action="store_true", help="close the path: walk back to the first keyframe (seamless loop)")
     g.add_argument("--ease", default="linear", choices=["linear", "in", "out", "in_out"], help="time warp in every segment (in_out lingers on keyframes)")
