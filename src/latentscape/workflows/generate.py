@@ -21,33 +21,23 @@ from latentscape.workflows.common import (
     require,
     resolve_size,
 )
+from latentscape.workflows.options import SamplingFields
 from latentscape.workflows.prompt_editing import encode_edited
 
 
 @dataclass(frozen=True)
-class GenerateConfig:
-    """One txt2img (or, with ``init_image``, img2img) job.
+class GenerateConfig(SamplingFields):
+    """One txt2img (or, with ``init_image``, img2img) job; the sampling fields are :class:`SamplingFields`'.
 
     ``seed`` -1 draws a random seed (reported in the output); a batch of N uses seeds s..s+N-1.
-    ``cfg`` None uses the family's default. ``true_cfg`` > 1 adds real CFG on guidance-distilled models
-    (FLUX dev), whose ``cfg`` is an input to the model. ``width``/``height`` None use the model's size
-    (img2img: the input image's size).
+    ``width``/``height`` None use the model's size (img2img: the input image's size).
     """
 
     prompt: str
-    negative: str = ""
     seed: int = -1
-    steps: int = 25
-    sampler: str = "euler"
-    cfg: float | None = None
-    true_cfg: float = 1.0
-    guidance_rescale: float = 0.0
-    width: int | None = None
-    height: int | None = None
     batch: int = 1
     init_image: str | None = None
     strength: float = 0.75
-    resize: str = "none"
 
     PROMPT_EDITING: ClassVar[bool] = True  # the prompt may use A1111 prompt editing [from:to:when]
 
