@@ -13,7 +13,6 @@ from latentscape.models.family import Family
 from latentscape.sampling import StepCallback, denoise
 from latentscape.workflows.common import (
     Output,
-    check_sampling,
     config_dict,
     decode_images,
     guidance,
@@ -21,7 +20,7 @@ from latentscape.workflows.common import (
     require,
     resolve_size,
 )
-from latentscape.workflows.options import SamplingFields
+from latentscape.workflows.options import SamplingFields, check_sampling_fields
 from latentscape.workflows.prompt_editing import encode_edited
 
 
@@ -44,15 +43,13 @@ class GenerateConfig(SamplingFields):
 
 def generate(model: Family, config: GenerateConfig, *, callback: StepCallback | None = None) -> Output:
     """Run ``config`` on ``model``: returns images, latents and one recipe per image."""
-    check_sampling(model, steps=config.steps, sampler=config.sampler, cfg=config.cfg, batch=config.batch)
-    require(0 <= config.guidance_rescale <= 1, f"--guidance-rescale got {config.guidance_rescale}; expected a number from 0 to 1.")
-    require(config.true_cfg >= 1 or config.true_cfg == 0, f"--true-cfg got {config.true_cfg}; expected a number >= 1.")
+    check_sampling_fields(model, config, batch=config.batch)
     seed = resolve_seed(config.seed)
     seeds = batch_seeds(seed, config.batch)
 
     init_latents, inputs, workflow = None, {}, "generate"
     if config.init_image is not None:
-        require(0 <= config.strength <= 1, f"strength got {config.strength}; expected a number from 0 (keep the image: its VAE round trip) to 1 (ignore it).")
+        require(0 <= config.strength <= 1, f"strength got {config.strength}; expected a number from 0 (keep the image: its VAE round trip) to 1 (ignore it).", "strength")
         size = (config.width, config.height) if config.width and config.height else None
         image = fit_size(load_image(config.init_image), model.latent_format.size_multiple, config.resize, size=size,
                          name=f"input image '{config.init_image}'")

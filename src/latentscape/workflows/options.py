@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from latentscape.models.family import Family
+from latentscape.workflows.common import check_sampling, require
+
 
 @dataclass(frozen=True, kw_only=True)
 class SamplingFields:
@@ -40,3 +43,10 @@ class BatchedSampling(SamplingFields):
 
 
 SAMPLING_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(BatchedSampling))
+
+
+def check_sampling_fields(model: Family, opts: SamplingFields, *, batch: int = 1) -> None:
+    """Validate the shared fields against ``model`` (one sentence naming the field, before anything runs)."""
+    check_sampling(model, steps=opts.steps, sampler=opts.sampler, cfg=opts.cfg, batch=batch)
+    require(0 <= opts.guidance_rescale <= 1, f"guidance_rescale got {opts.guidance_rescale}; expected a number from 0 to 1.", "guidance_rescale")
+    require(opts.true_cfg >= 1 or opts.true_cfg == 0, f"true_cfg got {opts.true_cfg}; expected a number >= 1 (1 = off).", "true_cfg")
