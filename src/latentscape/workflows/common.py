@@ -87,7 +87,13 @@ def decode_images(model: Family, latents: torch.Tensor) -> list[Image.Image]:
 
 
 def config_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """A config as a recipe's ``params``: every field, less those marked ``omit_when_unset`` that are None
+    (fields added after recipes were written: the recipes of jobs that do not use them stay as they were)."""
+    params = dataclasses.asdict(config)
+    for f in dataclasses.fields(config):
+        if f.metadata.get("omit_when_unset") and params[f.name] is None:
+            del params[f.name]
+    return params
 
 
 # A1111's "Schedule type" (A1111 >= 1.9) for our schedules. A1111's "Automatic" means the sampler's own
