@@ -71,7 +71,6 @@ def test_replay_refuses_a_changed_inversion(capsys, files, tiny_sd, tmp_path):
     (["--from", "z.safetensors", "p", "--strength", "2"], "error: --strength got 2.0"),
     (["--from", "missing.safetensors"], "error: --from 'missing.safetensors' does not exist"),
     (["--from", "a.png"], "is not a valid .safetensors file"),
-    ([], "generate needs a PROMPT (or --from FILE"),
 ])
 def test_bad_input_is_one_sentence_and_writes_nothing(capsys, files, tiny_sd, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(files)
@@ -79,6 +78,14 @@ def test_bad_input_is_one_sentence_and_writes_nothing(capsys, files, tiny_sd, tm
     code, stdout, err = run(capsys, "generate", *argv, "--model", tiny_sd, "-q", "-o", out)
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_prompt_or_a_file_is_required(capsys):
+    from latentscape.interfaces.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "-q"])
+    assert exit_.value.code == 2 and "required: prompt (or --from FILE" in capsys.readouterr().err
 
 
 def test_a_file_of_another_family_is_refused(capsys, files, tiny_sd3, tmp_path):

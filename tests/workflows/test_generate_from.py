@@ -174,6 +174,15 @@ def test_a_latent_file_is_checked_like_an_input_image(sd, latent_file):
         generate(sd, GenerateConfig(prompt="p", from_latents=str(path), init_image=str(path)))
 
 
+def test_a_prompt_is_needed_without_an_inversion_before_any_model_loads():
+    from latentscape.workflows.fields import check_fields
+
+    with pytest.raises(LatentscapeError, match="prompt got None; expected text") as info:
+        check_fields(GenerateConfig(prompt=None))
+    assert info.value.field == "prompt"
+    check_fields(GenerateConfig(prompt=None, from_latents="inv.safetensors"))  # the inversion's caption, read later
+
+
 def test_recipes_without_a_file_are_as_they_were(sd):
     r = generate(sd, GenerateConfig(prompt="p", seed=1, steps=2)).recipes[0]
     assert "from_latents" not in r.params and r.inputs == {}
@@ -198,6 +207,17 @@ def test_replay_reads_the_recorded_file_and_refuses_a_changed_one(sd, inversion_
     path.write_bytes(bytes(data))
     with pytest.raises(LatentscapeError, match="from_latents .* has changed since the output was made"):
         check_inputs(out.recipes[0])
+
+
+def test_vary_treats_an_output_made_from_a_file_as_an_image(sd, inversion_file, tmp_path):
+    from latentscape.io.recipe import save_png
+    from latentscape.workflows.vary import vary_config
+
+    path, _ = inversion_file
+    out = generate(sd, from_inversion(path))
+    save_png(out.images[0], tmp_path / "x.png", out.recipes[0])
+    config, recipe = vary_config(str(tmp_path / "x.png"))
+    assert recipe is None and config.init_image == str(tmp_path / "x.png")  # its seed does not describe it: img2img
 
 
 def test_the_server_refuses_a_request_that_names_a_latent_file(tmp_path):

@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_sampling_args(p)
     add_model_args(p)
     add_output_args(p)
-    p.set_defaults(func=run_generate, steps=None, negative=None)  # None: 25 and "", or what the --from inversion used
+    # None: 25 and "", or what the --from inversion used; a missing PROMPT is argparse's usage error, as before
+    p.set_defaults(func=run_generate, steps=None, negative=None, usage_error=p.error)
 
     p = sub.add_parser("img2img", help="image + prompt to image", description="Repaint an image towards a prompt.")
     p.add_argument("image", help="input image file")
@@ -49,7 +50,7 @@ def run_generate(args: argparse.Namespace) -> int:
     image, source = getattr(args, "image", None), getattr(args, "from_latents", None)
     fields = _from_file_fields(args, source) if source is not None else {}
     if args.prompt is None and source is None:
-        raise LatentscapeError("generate needs a PROMPT (or --from FILE: a latent or inversion file).")
+        args.usage_error("the following arguments are required: prompt (or --from FILE: a latent or inversion file)")
     batch = args.batch if isinstance(args.batch, int) and args.batch > 0 else 1
     batch = max(batch, fields.pop("items", 1))
     check_writable(output_paths(args.output, [max(args.seed, 0)] * min(batch, 64)), overwrite=args.overwrite, inputs=[image, source])
