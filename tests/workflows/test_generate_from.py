@@ -87,6 +87,15 @@ def test_what_an_inversion_cannot_replay_is_refused_naming_what_it_was_made_with
     assert info.value.field in ("steps", "sampler", "seed", "batch", "width")
 
 
+def test_a_flow_models_inversion_renders_its_image_again(tiny_sd3, tmp_path):
+    sd3 = latentscape.load(str(tiny_sd3))
+    result = invert_image(sd3, picture(tmp_path / "f.png", seed=2), steps=3, cache=False)
+    path = save_inversion(tmp_path / "f.safetensors", result.inversion, result.image_latents, result.meta, result.info)
+    out = generate(sd3, GenerateConfig(prompt=None, from_latents=str(path), steps=3, sampler="euler"))  # flow_euler here
+    assert np.array_equal(_px(out.images), _px(reconstruct_file(sd3, path)))
+    assert (out.latents - result.image_latents).abs().max() < 1e-4 and out.recipes[0].params["sampler"] == "euler"
+
+
 def test_an_inversion_of_another_family_is_refused(tiny_sd3, inversion_file):
     path, _ = inversion_file
     sd3 = latentscape.load(str(tiny_sd3))
