@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("prompt", nargs="?", default=None, help="the prompt (with --from an inversion: default its caption)")
     p.add_argument("--from", dest="from_latents", default=None, metavar="FILE",
                    help="start from this .safetensors: an inversion replays with its own sampler, steps, caption and CFG "
-                        "(change --prompt/--cfg to edit it); latents from `encode` are noised to --strength")
+                        "(another PROMPT or --cfg edits it); latents from `encode` are noised to --strength")
     p.add_argument("--strength", type=float, default=None,
                    help="with --from a latent file from `encode`: 0 keeps it, 1 ignores it (default 0.75)")
     add_sampling_args(p)
