@@ -101,7 +101,7 @@ def step_generators(sampler: str, model: Family, step_seed: int | None, shape) -
 def check_method(model: Family, method: str, steps: int, refine: int = 0) -> None:
     """One sentence naming the field when the method does not fit the model or the numbers are out of range."""
     if method not in METHODS:
-        raise LatentscapeError(f"method got '{method}'; accepted: {', '.join(METHODS)}.")
+        raise LatentscapeError(f"method got '{method}'; accepted: {', '.join(METHODS)}.", field="method")
     if method == "flow" and not model.is_flow:
         raise LatentscapeError(
             f"method 'flow' inverts flow-matching models (SD3, FLUX), but '{model.model_id}' is a {model.name} "
@@ -113,9 +113,9 @@ def check_method(model: Family, method: str, steps: int, refine: int = 0) -> Non
             f"{model.name} model; use method 'flow' or 'exact'."
         )
     if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
-        raise LatentscapeError(f"steps got {steps}; expected a whole number from 1 to 1000.")
+        raise LatentscapeError(f"steps got {steps}; expected a whole number from 1 to 1000.", field="steps")
     if not isinstance(refine, int) or isinstance(refine, bool) or not 0 <= refine <= MAX_REFINE:
-        raise LatentscapeError(f"refine got {refine}; expected a whole number from 0 to {MAX_REFINE}.")
+        raise LatentscapeError(f"refine got {refine}; expected a whole number from 0 to {MAX_REFINE}.", field="refine")
 
 
 def _sizes(model: Family, latents: torch.Tensor) -> tuple[int, int]:

@@ -135,7 +135,7 @@ def _split(name: str) -> tuple[str, str | None]:
                     break
     if base is None:
         raise LatentscapeError(f"sampler got '{name}', which latentscape does not know; accepted: {accepted_names(False)}, "
-                               f"and {', '.join(sampler_names(True))} for flow-matching models (SD3, FLUX).")
+                               f"and {', '.join(sampler_names(True))} for flow-matching models (SD3, FLUX).", field="sampler")
     if SAMPLERS[base].schedule != "automatic":  # dpmpp_2m_karras is dpmpp_2m with the Karras schedule
         base, key = "dpmpp_2m", key or SAMPLERS[base].schedule
     return base, None if key == "automatic" else key
@@ -158,7 +158,7 @@ def canonical_sampler(name: str, schedule: str | None = None) -> str:
         if given is None:
             refused = _norm(schedule) in {r.lower() for r in REFUSED_SCHEDULES}
             why = "is an A1111 schedule latentscape cannot reproduce" if refused else "is not a schedule latentscape knows"
-            raise LatentscapeError(f"schedule got '{schedule}', which {why}; accepted: {', '.join(schedule_names())}.")
+            raise LatentscapeError(f"schedule got '{schedule}', which {why}; accepted: {', '.join(schedule_names())}.", field="schedule")
         if key is not None and key != given:
             raise LatentscapeError(f"sampler '{name}' already names the {SCHEDULES[key].label} schedule but schedule got "
                                    f"'{schedule}'; give one of them.")
@@ -192,7 +192,7 @@ def resolve_sampler(name: str, flow: bool) -> SamplerSpec:
     spec = SAMPLERS[base]
     if spec.flow != flow:
         kind = "flow-matching models (SD3, FLUX)" if flow else "this model"
-        raise LatentscapeError(f"sampler got '{name}', which is not available for {kind}; accepted: {accepted_names(flow)}.")
+        raise LatentscapeError(f"sampler got '{name}', which is not available for {kind}; accepted: {accepted_names(flow)}.", field="sampler")
     if flow and key == "sgm_uniform":
         key = None
     if _join(base, key) in SAMPLERS:
@@ -202,7 +202,7 @@ def resolve_sampler(name: str, flow: bool) -> SamplerSpec:
         takes = dict.fromkeys(s.a1111 for s in SAMPLERS.values() if s.scheduler in _SIGMA_FLAGS and not s.flow)
         why = ("flow-matching models take only their own schedule (Automatic or Simple)" if flow else
                f"it works with {', '.join(takes)}")
-        raise LatentscapeError(f"sampler got '{name}': the {schedule.label} schedule is not available with {spec.a1111}; {why}.")
+        raise LatentscapeError(f"sampler got '{name}': the {schedule.label} schedule is not available with {spec.a1111}; {why}.", field="sampler")
     return replace(spec, name=_join(base, key), overrides={**spec.overrides, **schedule.overrides}, schedule=key)
 
 

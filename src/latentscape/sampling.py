@@ -186,7 +186,8 @@ def denoise(
         timesteps = timesteps[begin:]
         if len(timesteps) == 0:
             raise LatentscapeError(
-                f"--strength {strength} with {steps} steps leaves no denoising step; use a strength of at least {1 / steps:.3g}."
+                f"strength {strength} with {steps} steps leaves no denoising step; use a strength of at least {1 / steps:.3g}.",
+                field="strength",
             )
         if hasattr(scheduler, "set_begin_index"):
             scheduler.set_begin_index(begin)

@@ -87,13 +87,13 @@ def test_img2img_size_must_fit(sd, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"steps": 0}, "--steps got 0"),
-        ({"batch": 0}, "--batch got 0"),
-        ({"cfg": -1.0}, "--cfg got -1.0"),
+        ({"steps": 0}, "steps got 0"),
+        ({"batch": 0}, "batch got 0"),
+        ({"cfg": -1.0}, "cfg got -1.0"),
         ({"sampler": "magic"}, "sampler got 'magic'"),  # the field (the CLI writes it as --sampler)
         ({"width": 33, "height": 32}, "size 33x32 is not a multiple of 8"),
         ({"width": 0, "height": 32}, "size 0x32 is not a multiple of 8"),  # 0 is refused, not the default size
-        ({"guidance_rescale": 2.0}, "--guidance-rescale got 2.0"),
+        ({"guidance_rescale": 2.0}, "guidance_rescale got 2.0"),
         ({"init_image": "x.png", "strength": 1.5}, "strength got 1.5"),
     ],
 )

@@ -42,7 +42,7 @@ def resolve_pins(pins: Sequence[int | None], frames: int | None, closed: bool) -
             raise LatentscapeError(f"frames is needed: the last keyframe (keyframe {k}) is not pinned, so the path's length is not known; pin it or give frames.")
         frames = last[1] + 1
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
-        raise LatentscapeError(f"frames got {frames!r}; expected a whole number of frames.")
+        raise LatentscapeError(f"frames got {frames!r}; expected a whole number of frames.", field="frames")
     end = frames if closed else frames - 1  # the frame the path ends on (a closed loop's is keyframe 1 again)
     for i, f in known:
         if f > frames - 1:

@@ -21,12 +21,13 @@ def resolve_seed(seed: int | None) -> int:
     if seed is None or seed == -1:
         return random_seed()
     if not 0 <= int(seed) <= SEED_LIMIT:
-        raise LatentscapeError(f"seed {seed} is out of range; expected 0 to {SEED_LIMIT}, or -1 for random.")
+        raise LatentscapeError(f"seed {seed} is out of range; expected 0 to {SEED_LIMIT}, or -1 for random.", field="seed")
     return int(seed)
 
 
 def batch_seeds(seed: int, n: int) -> list[int]:
     """A1111 batches: seeds s, s+1, ..., s+n-1."""
     if seed + n - 1 > SEED_LIMIT:
-        raise LatentscapeError(f"seeds {seed}..{seed + n - 1} go past the largest seed {SEED_LIMIT}; use a smaller --seed.")
+        raise LatentscapeError(f"seed {seed} with a batch of {n} gives seeds {seed}..{seed + n - 1}, which go past the largest seed "
+                               f"{SEED_LIMIT}; use a smaller seed.", field="seed")
     return [seed + i for i in range(n)]

@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def verb_parser(parser: argparse.ArgumentParser, verb: str | None) -> argparse.ArgumentParser | None:
+    """The sub-parser of ``verb`` (it knows which flag sets which config field), or None."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(verb)
+    return None
+
+
 def _thread_count(text: str) -> int:
     try:
         value = int(text)
@@ -124,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except LatentscapeError as exc:
         from latentscape.interfaces.common import with_flags
 
-        print(f"latentscape {args.command}: error: {with_flags(str(exc))}", file=sys.stderr)
+        print(f"latentscape {args.command}: error: {with_flags(exc, verb_parser(parser, args.command))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"

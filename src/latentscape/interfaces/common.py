@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -64,7 +65,7 @@ class SamplerAction(argparse.Action):
         try:
             namespace.sampler = canonical_sampler(given["sampler"], given["schedule"])
         except LatentscapeError as exc:
-            raise argparse.ArgumentError(None, with_flags(str(exc))) from None
+            raise argparse.ArgumentError(None, with_flags(exc, parser)) from None
         namespace.schedule = given["schedule"]
 
 
@@ -84,20 +85,41 @@ def quiet_loading() -> None:
     transformers_logging.disable_progress_bar()
 
 
-# config fields whose flag is not "--" + the field with "-" for "_"
+# config fields whose flag is not "--" + the field with "-" for "_" (where no verb parser is at hand to ask)
 FIELD_FLAGS = {"n": "-n", "closed": "--loop", "cfgs": "--cfg", "prompts": "PROMPT", "init_image": "IMAGE",
-               "keyframes": "KEYFRAME", "clip_model": "--clip-model", "images_dir": "--images"}
+               "keyframes": "KEYFRAME", "clip_model": "--clip-model", "images_dir": "--images", "from_latents": "--from"}
 
 
-def flag_of(field: str) -> str:
+def flag_of(field: str, parser: argparse.ArgumentParser | None = None) -> str:
+    """How the command line spells config field ``field``: the option of ``parser`` (the verb's) whose
+    destination is the field (its longest spelling; a positional's metavar), else :data:`FIELD_FLAGS`, else
+    ``--`` + the field with ``-`` for ``_``."""
+    for action in parser._actions if parser is not None else ():
+        if action.dest == field and not isinstance(action, argparse._SubParsersAction):
+            if action.option_strings:
+                return max(action.option_strings, key=len)
+            return action.metavar if isinstance(action.metavar, str) else field.upper()
     return FIELD_FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
-def with_flags(message: str) -> str:
-    """A lower layer's sentence with the config field it starts with (``cfg got inf``) or asks for
-    (``pass save_frames '...'``) written as the command-line flag, at the CLI's boundary."""
-    message = re.sub(r"^([a-z][a-z_]*) got ", lambda m: f"{flag_of(m.group(1))} got ", message)
-    return re.sub(r"\bpass (save_frames|inputs)\b", lambda m: f"pass {flag_of(m.group(1))}", message)
+def with_flags(error: str | BaseException, parser: argparse.ArgumentParser | None = None) -> str:
+    """A lower layer's sentence with its config field written as the command-line flag, at the CLI's boundary.
+
+    For a :class:`LatentscapeError` with ``field`` set, the spots :mod:`latentscape.errors` defines: the
+    field leading the sentence (``device got 'x'`` -> ``--device got 'x'``) and the field as a keyword
+    (``allow_pickle=True`` -> ``--allow-pickle``, ``device='cpu'`` -> ``--device cpu``). Sentences without a
+    field: one that starts ``FIELD got`` and ``pass save_frames``/``pass inputs``.
+    """
+    message = str(error)
+    field = getattr(error, "field", None)
+    if field:
+        flag, name = flag_of(field, parser), re.escape(field)
+        message = re.sub(rf"^{name}(?=[ :;,.]|$)", lambda m: flag, message)
+        message = re.sub(rf"(?<![\w-]){name}=True\b", lambda m: flag, message)
+        message = re.sub(rf"(?<![\w-]){name}=(?:'([^']*)'|([^\s'.,;:)]+))",
+                         lambda m: f"{flag} {shlex.quote(m.group(1) if m.group(1) is not None else m.group(2))}", message)
+    message = re.sub(r"^([a-z][a-z_]*) got ", lambda m: f"{flag_of(m.group(1), parser)} got ", message)
+    return re.sub(r"\bpass (save_frames|inputs)\b", lambda m: f"pass {flag_of(m.group(1), parser)}", message)
 
 
 def load_model(args: argparse.Namespace, config: Any = None):

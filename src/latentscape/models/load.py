@@ -37,16 +37,16 @@ def auto_device(device: str | torch.device | None) -> torch.device:
         try:
             dev = torch.device(device)
         except RuntimeError:
-            raise LatentscapeError(f"--device got '{device}'; expected cpu, cuda, cuda:N or mps.") from None
+            raise LatentscapeError(f"device got '{device}'; expected cpu, cuda, cuda:N or mps.", field="device") from None
         if dev.type == "cuda":
             if not torch.cuda.is_available():
-                raise LatentscapeError(f"--device {device} was asked for, but this torch build sees no CUDA GPU; use --device cpu.")
+                raise LatentscapeError(f"device {device} was asked for, but this torch build sees no CUDA GPU; use device='cpu'.", field="device")
             if dev.index is not None and dev.index >= torch.cuda.device_count():
-                raise LatentscapeError(f"--device {device} does not exist: {torch.cuda.device_count()} CUDA device(s) are visible.")
+                raise LatentscapeError(f"device {device} does not exist: {torch.cuda.device_count()} CUDA device(s) are visible.", field="device")
         elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise LatentscapeError(f"--device {device} was asked for, but MPS is not available here; use --device cpu.")
+            raise LatentscapeError(f"device {device} was asked for, but MPS is not available here; use device='cpu'.", field="device")
         elif dev.type not in ("cpu", "cuda", "mps"):
-            raise LatentscapeError(f"--device got '{device}'; expected cpu, cuda, cuda:N or mps.")
+            raise LatentscapeError(f"device got '{device}'; expected cpu, cuda, cuda:N or mps.", field="device")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -69,7 +69,7 @@ def auto_dtype(dtype: str | torch.dtype | None, device: torch.device, family: st
         return dtype
     if dtype is not None:
         if dtype not in DTYPES:
-            raise LatentscapeError(f"--dtype got '{dtype}'; accepted: fp32, fp16, bf16.")
+            raise LatentscapeError(f"dtype got '{dtype}'; accepted: fp32, fp16, bf16.", field="dtype")
         return DTYPES[dtype]
     if device.type == "cpu":
         return torch.float32
@@ -133,8 +133,8 @@ def check_folder_weights(folder: Path, allow_pickle: bool) -> None:
         if pickles and not safetensors and not allow_pickle:
             raise LatentscapeError(
                 f"component '{component}' of '{folder}' has only pickle weights ('{pickles[0].name}'), which can run "
-                "arbitrary code when loaded; convert them to .safetensors, or pass allow_pickle=True (--allow-pickle) "
-                "if you trust the source."
+                "arbitrary code when loaded; convert them to .safetensors, or pass allow_pickle=True if you trust the source.",
+                field="allow_pickle",
             )
 
 
@@ -249,7 +249,8 @@ def load(
         if not (EMBEDDED_DIR / "model_index.json").is_file():
             raise LatentscapeError(
                 "the embedded model is not in this installation (src/latentscape/models/embedded is empty); "
-                "pass --model with a diffusers folder or train it with `latentscape train`."
+                "pass model=FOLDER (a diffusers folder) or train it with `latentscape train`.",
+                field="model",
             )
         source, model_id = str(EMBEDDED_DIR), "embedded"
     else:
@@ -282,13 +283,15 @@ def load(
         if kind == "pickle" and not allow_pickle:
             raise LatentscapeError(
                 f"'{path}' is a pickle checkpoint, which can run arbitrary code when loaded; convert it to .safetensors "
-                "or pass --allow-pickle if you trust its source."
+                "or pass allow_pickle=True if you trust its source.",
+                field="allow_pickle",
             )
         if kind == "unknown":
             raise LatentscapeError(f"'{path}' is neither a .safetensors nor a PyTorch checkpoint file.")
         if config is None:
             raise LatentscapeError(
-                f"single-file checkpoint '{path}' needs --config: a diffusers folder (or hub id) of the same architecture."
+                f"single-file checkpoint '{path}' needs config=FOLDER: a diffusers folder (or hub id) of the same architecture.",
+                field="config",
             )
         if kind == "safetensors":
             header = read_header(path, name=f"checkpoint '{path}'", bound="max_model_header")

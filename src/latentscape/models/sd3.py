@@ -32,7 +32,8 @@ def set_flow_timesteps(scheduler, steps: int, device, *, mu: float | None = None
     if missing:
         raise LatentscapeError(
             f"this sampler's scheduler ({type(scheduler).__name__}) cannot follow the model's schedule (it takes no "
-            f"{' or '.join(missing)}), so its images would not match the model's own; use --sampler flow_euler."
+            f"{' or '.join(missing)}), so its images would not match the model's own; use sampler='flow_euler'.",
+            field="sampler",
         )
     kwargs: dict = {"sigmas": sigmas} if sigmas is not None else {"num_inference_steps": steps}
     if mu is not None:

@@ -174,6 +174,7 @@ def cli_command(workflow: str, params: dict[str, Any]) -> str:
     images appear as ``IMAGE`` placeholders for the user's own file."""
     from latentscape.interfaces.common import flag_of
     from latentscape.server.requests import CONFIGS, config_class
+    from latentscape.workflows.options import SAMPLING_FIELDS
 
     verb = CLI_VERB.get(workflow, workflow)
     cls = config_class("generate" if workflow == "img2img" else workflow) if (workflow in CONFIGS or workflow == "img2img") else None
@@ -192,7 +193,7 @@ def cli_command(workflow: str, params: dict[str, Any]) -> str:
     # (derived from the seed again), and those the size or the model decide
     skip = set(POSITIONAL.get(workflow, ())) | {"init_image", "width", "height", "images", "images_dir", "distance",
                                                  "returns", "axis_seeds"}
-    for name, value in params.items():
+    for name, value in sorted(params.items(), key=lambda kv: kv[0] in SAMPLING_FIELDS):  # the verb's own flags, then sampling's
         if name in skip or value is None or (name in defaults and defaults[name] == value) or isinstance(value, dict):
             continue
         if isinstance(value, bool):

@@ -38,7 +38,7 @@ CONFIGS = {
 KEYFRAME_FIELDS = {"morph": ("keyframes",), "blend": ("inputs",), "mix": ("content", "style"), "explore": ("point",),
                    "map": ("corners",)}
 IMAGE_FIELDS = ("init_image",)  # top-level fields that hold an uploaded image
-PATH_FIELDS = ("images_dir", "images", "clip_model", "emoji_data")  # would name server files: refused
+PATH_FIELDS = ("images_dir", "images", "clip_model", "emoji_data", "from_latents")  # would name server files: refused
 SERVER_FIELDS = {"morph": ("formats",)}  # fields the server adds to a verb (not workflow config)
 VIDEO_FORMATS = ("mp4", "gif", "webp")
 BODIES = {"encode": ("image", "resize"), "decode": ("latents",), "replay": ("image", "recipe", "steps")}

@@ -35,17 +35,17 @@ class Output:
         return [r.seed for r in self.recipes]
 
 
-def require(condition: bool, message: str) -> None:
-    """Raise a one-sentence :class:`LatentscapeError` unless ``condition`` holds."""
+def require(condition: bool, message: str, field: str | None = None) -> None:
+    """Raise a one-sentence :class:`LatentscapeError` (about config ``field``) unless ``condition`` holds."""
     if not condition:
-        raise LatentscapeError(message)
+        raise LatentscapeError(message, field=field)
 
 
 def check_sampling(model: Family, *, steps: int, sampler: str, cfg: float | None, batch: int = 1) -> None:
     """Validate the parameters every sampling workflow takes."""
-    require(isinstance(steps, int) and 1 <= steps <= MAX_STEPS, f"--steps got {steps}; expected a whole number from 1 to {MAX_STEPS}.")
-    require(isinstance(batch, int) and 1 <= batch <= MAX_BATCH, f"--batch got {batch}; expected a whole number from 1 to {MAX_BATCH}.")
-    require(cfg is None or cfg >= 0, f"--cfg got {cfg}; expected a number >= 0 (1 = no guidance, 7-12 typical).")
+    require(isinstance(steps, int) and 1 <= steps <= MAX_STEPS, f"steps got {steps}; expected a whole number from 1 to {MAX_STEPS}.", "steps")
+    require(isinstance(batch, int) and 1 <= batch <= MAX_BATCH, f"batch got {batch}; expected a whole number from 1 to {MAX_BATCH}.", "batch")
+    require(cfg is None or cfg >= 0, f"cfg got {cfg}; expected a number >= 0 (1 = no guidance, 7-12 typical).", "cfg")
     resolve_sampler(sampler, model.is_flow)
 
 
@@ -87,7 +87,13 @@ def decode_images(model: Family, latents: torch.Tensor) -> list[Image.Image]:
 
 
 def config_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """A config as a recipe's ``params``: every field, less those marked ``omit_when_unset`` that are None
+    (fields added after recipes were written: the recipes of jobs that do not use them stay as they were)."""
+    params = dataclasses.asdict(config)
+    for f in dataclasses.fields(config):
+        if f.metadata.get("omit_when_unset") and params[f.name] is None:
+            del params[f.name]
+    return params
 
 
 # A1111's "Schedule type" (A1111 >= 1.9) for our schedules. A1111's "Automatic" means the sampler's own

@@ -37,6 +37,8 @@ PROMPT_FIELDS = ("prompt", "negative", "prompts")  # plain text fields; keyframe
 def check_fields(config: Any) -> None:
     """Refuse, in one sentence naming the field, a non-finite number anywhere in ``config`` or a shared field
     out of its range."""
+    if getattr(config, "prompt", "") is None and getattr(config, "from_latents", None) is None:  # None: an inversion's caption
+        raise LatentscapeError("prompt got None; expected text (None only with from_latents an inversion file: its caption).", field="prompt")
     _check_prompts(config)
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)

@@ -29,7 +29,7 @@ from latentscape.io.recipe import Recipe, file_sha256
 from latentscape.workflows.keyframes import Keyframe
 
 # config fields that hold one file path / a list of file paths / a folder whose files the job reads
-FILE_FIELDS = ("init_image", "emoji_data")
+FILE_FIELDS = ("init_image", "emoji_data", "from_latents")
 FILE_LIST_FIELDS = ("images",)
 SEARCH_LIMIT = 5000  # files looked at per search folder (by size first; only same-size files are hashed)
 

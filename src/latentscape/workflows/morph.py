@@ -47,6 +47,7 @@ from latentscape.workflows.common import (
 from latentscape.workflows.inputs import anchor_inputs
 from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe, resolve
 from latentscape.workflows.morph_images import load_keyframe_images
+from latentscape.workflows.options import BatchedSampling
 from latentscape.workflows.morph_manifest import FrameStore, manifest_path, read_manifest_recipe, work_folder
 from latentscape.workflows.morph_pacing import resolve_distance
 from latentscape.workflows.frame_tree import CountingCallback, FrameTree, adaptive_frames, full_render_evaluations
@@ -67,7 +68,7 @@ MAX_FRAMES = 10_000
 
 
 @dataclass(frozen=True)
-class MorphConfig:
+class MorphConfig(BatchedSampling):
     """One morph. ``keyframes``: :class:`Keyframe` objects or their command-line strings (see
     :mod:`latentscape.workflows.keyframes`); a missing seed is ``seed``, a missing prompt the nearest one.
 
@@ -82,18 +83,9 @@ class MorphConfig:
 
     keyframes: tuple[Keyframe | str, ...]
     frames: int | None = None  # None: the last pinned keyframe's frame + 1, else 24
-    negative: str = ""
     seed: int = -1
-    steps: int = 25
-    sampler: str = "euler"
-    cfg: float | None = None
-    true_cfg: float = 1.0
-    guidance_rescale: float = 0.0
     cfg_dip: float = 0.0
-    width: int | None = None
-    height: int | None = None
     strength: float = 0.75  # image_mode noise only
-    resize: str = "none"
     image_mode: str = "invert"  # image keyframes: invert (start and end on the images) or noise (img2img)
     closed: bool = False
     ease: str = "linear"
@@ -102,7 +94,7 @@ class MorphConfig:
     max_step: float = 1.5  # adaptive pacing: grow frames until the largest step <= max_step x the mean step
     interpolation: str = "slerp"
     cond_interpolation: str = "lerp"
-    batch_size: int = 24  # measured fastest of 8, 16, 24 on the main job, same pixels (bench/bench_batch_size.py)
+    batch_size: int = field(default=24, kw_only=True)  # morph's own default (others: 8): fastest of 8/16/24 on the main job, same pixels (bench/bench_batch_size.py)
     fps: float = 12.0
     pingpong: bool = False
     schedules: dict[str, Any] = field(default_factory=dict)  # name -> Deforum "0:(7), 24:(12)", a mapping or a number

@@ -27,6 +27,7 @@ from latentscape.models.family import Family
 from latentscape.sampling import StepCallback, StepNoise
 from latentscape.workflows.common import MAX_BATCH, check_sampling, encode, guidance, require, resolve_size
 from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe
+from latentscape.workflows.options import BatchedSampling
 from latentscape.workflows.plan import AnchorNoise, Items, anchor_noise, image_cfg
 from latentscape.workflows.plan import render as render_items
 
@@ -34,23 +35,12 @@ MAX_CELLS = 256
 
 
 @dataclass(frozen=True, kw_only=True)
-class SamplingOptions:
+class SamplingOptions(BatchedSampling):
     """Sampling parameters every exploration workflow takes (as in :class:`GenerateConfig`).
 
     ``cfg`` None uses the family's default; ``batch_size`` bounds how many items run through the model at
     once (results do not depend on it beyond float rounding; replay uses the same value).
     """
-
-    negative: str = ""
-    steps: int = 25
-    sampler: str = "euler"
-    cfg: float | None = None
-    true_cfg: float = 1.0
-    guidance_rescale: float = 0.0
-    width: int | None = None
-    height: int | None = None
-    resize: str = "none"
-    batch_size: int = 8
 
     KEYFRAME_FIELDS: ClassVar[tuple[str, ...]] = ()
 

@@ -105,7 +105,7 @@ def _generated_recipe(path: Path) -> Recipe | None:
         validate_params(GenerateConfig, recipe.params)  # untrusted: params of the wrong type make it a plain image
     except LatentscapeError:
         return None
-    return recipe if recipe.workflow == "generate" and not recipe.params.get("init_image") else None
+    return recipe if recipe.workflow == "generate" and not recipe.params.get("init_image") and not recipe.params.get("from_latents") else None
 
 
 def vary_config(source: str, **overrides: Any) -> tuple[VaryConfig, Recipe | None]:
