@@ -222,3 +222,24 @@ def test_unknown_output_extension_is_refused_before_rendering(sd, tmp_path):
     with pytest.raises(LatentscapeError, match="unknown extension '.avi'"):
         render_morph(sd, MorphConfig(keyframes=KEYFRAMES[:2], frames=3, steps=1), tmp_path / "x.avi")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_of_a_render_started_with_another_batch_size_finishes_with_it(sd, tmp_path):
+    """A render interrupted before the morph default became 24 (batch 8 in its manifest) resumes with the
+    default config: it keeps the batch size it started with, so the video is the uninterrupted one."""
+    import dataclasses
+
+    from latentscape.workflows.morph import DEFAULT_BATCH
+
+    old = MorphConfig(keyframes=KEYFRAMES[:2], frames=5, steps=1, seed=1, batch_size=2)
+    full = tmp_path / "full.gif"
+    render_morph(sd, old, full)
+    part = tmp_path / "part.gif"
+    with pytest.raises(Stop):
+        render_morph(sd, old, part, progress=stop_after(2))
+    now = dataclasses.replace(old, batch_size=DEFAULT_BATCH)
+    out = render_morph(sd, now, part, resume=True)
+    assert part.read_bytes() == full.read_bytes()
+    assert out.recipe.params["batch_size"] == 2
+    with pytest.raises(LatentscapeError):  # an explicit other size is still a different render
+        render_morph(sd, dataclasses.replace(old, batch_size=3), tmp_path / "full.gif", resume=True)

@@ -65,6 +65,7 @@ from latentscape.workflows.render import check_keyframe_cfgs
 
 PACINGS = ("uniform", "perceptual", "adaptive")
 MAX_FRAMES = 10_000
+DEFAULT_BATCH = 24  # frames per forward: fastest of 8/16/24 on the main job, same pixels
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class MorphConfig(BatchedSampling):
     max_step: float = 1.5  # adaptive pacing: grow frames until the largest step <= max_step x the mean step
     interpolation: str = "slerp"
     cond_interpolation: str = "lerp"
-    batch_size: int = field(default=24, kw_only=True)  # morph's own default (others: 8): fastest of 8/16/24 on the main job, same pixels (bench/bench_batch_size.py)
+    batch_size: int = field(default=DEFAULT_BATCH, kw_only=True)  # morph's own default (others: 8): fastest of 8/16/24 on the main job, same pixels (bench/bench_batch_size.py)
     fps: float = 12.0
     pingpong: bool = False
     schedules: dict[str, Any] = field(default_factory=dict)  # name -> Deforum "0:(7), 24:(12)", a mapping or a number
@@ -405,6 +406,10 @@ def render_morph(
         if config.seed == -1:
             config = dataclasses.replace(config, seed=previous.seed)
         config = _previous_keyframe_seeds(config, previous)
+        batch = previous.params.get("batch_size")
+        if config.batch_size == DEFAULT_BATCH and isinstance(batch, int) and not isinstance(batch, bool) and batch != config.batch_size:
+            # made before the default became 24 (or with another size): finish it with the size it started with
+            config = dataclasses.replace(config, batch_size=batch)
     plan = _plan(model, config)  # validate before touching any file
     recipe = anchor_inputs(_recipe(model, plan, config), output)
     if resume:
