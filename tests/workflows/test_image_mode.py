@@ -132,6 +132,10 @@ def test_point_step_noise_endpoints_and_fades():
     assert torch.allclose(out.noise[:, 1], 0.5 * a.noise[:, 0])  # towards a keyframe without a stream: it fades
     assert torch.equal(out.noise[:, 2], torch.zeros_like(out.noise[:, 2])) and torch.equal(out.noise[:, 4], out.noise[:, 2])
     assert point_step_noise([None, None], [0], [1], [0.5]) is None
+    # prompt -> prompt items batched with an item that touches an image (the studio's a -> b -> image morph)
+    mixed = point_step_noise([None, None, b], [0, 1], [1, 2], [0.5, 0.5])
+    assert torch.equal(mixed.noise[:, 0], torch.zeros_like(mixed.noise[:, 0]))
+    assert torch.allclose(mixed.noise[:, 1], 0.5 * b.noise[:, 0])
 
 
 @pytest.mark.parametrize("fixture", ["tiny_sd_v", "tiny_sdxl", "tiny_sd3", "tiny_flux", "tiny_flux_schnell"])
