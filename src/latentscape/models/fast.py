@@ -54,24 +54,25 @@ def check_compile(compile, device: torch.device, backend: str | None) -> str | N
     mode = "default" if compile is True else compile
     if not isinstance(mode, str) or mode not in COMPILE_MODES:
         raise LatentscapeError(f"compile got {str(compile)[:40]!r}; accepted: true/false or a torch.compile mode "
-                               f"({', '.join(COMPILE_MODES)}).")
+                               f"({', '.join(COMPILE_MODES)}).", field="compile")
     if backend not in (None, "", "torch"):
-        raise LatentscapeError(f"--compile compiles the torch denoiser, but backend '{backend}' replaces it; "
-                               "drop --compile or use --backend torch.")
+        raise LatentscapeError(f"compile compiles the torch denoiser, but backend '{backend}' replaces it; "
+                               "drop compile=True or use the torch backend.", field="compile")
     if device.type == "cuda":
         if importlib.util.find_spec("triton") is None:
-            raise LatentscapeError("--compile on CUDA needs the triton package (torch.compile generates its GPU kernels "
-                                   "with it): pip install triton, or drop --compile.")
+            raise LatentscapeError("compile on CUDA needs the triton package (torch.compile generates its GPU kernels "
+                                   "with it): pip install triton, or drop compile=True.", field="compile")
     elif device.type == "cpu":
         if mode == "reduce-overhead":
-            raise LatentscapeError("--compile reduce-overhead records CUDA graphs, which need --device cuda; "
-                                   "on the CPU use --compile default.")
+            raise LatentscapeError("compile='reduce-overhead' records CUDA graphs, which need a CUDA device; "
+                                   "on the CPU use compile='default'.", field="compile")
         if _cpu_compiler() is None:
-            raise LatentscapeError("--compile on the CPU needs a C++ compiler (torch.compile builds its CPU kernels in "
-                                   "C++), and none was found (g++, c++, clang++ or $CXX): install one, or drop --compile.")
+            raise LatentscapeError("compile on the CPU needs a C++ compiler (torch.compile builds its CPU kernels in "
+                                   "C++), and none was found (g++, c++, clang++ or $CXX): install one, or drop compile=True.",
+                                   field="compile")
     else:
-        raise LatentscapeError(f"--compile is supported on cuda and cpu devices, not {device.type}; drop --compile "
-                               "(the model runs eagerly there).")
+        raise LatentscapeError(f"compile is supported on cuda and cpu devices, not {device.type}; drop compile=True "
+                               "(the model runs eagerly there).", field="compile")
     return mode
 
 
