@@ -138,6 +138,9 @@ def validate_params(config_class: type, params: Mapping[str, Any], *, source: st
         raise schema_error(exc, source=source, prefix="params.") from None
     except (TypeError, ValueError) as exc:  # a config's __post_init__ refusing a value (a LatentscapeError)
         raise LatentscapeError(f"{source}'s params are refused: {exc}") from None
+    for name in getattr(config_class, "RECIPE_TEXT_FIELDS", ()):  # None in a config, but a recipe records the text used
+        if name in data and not isinstance(data[name], str):
+            raise LatentscapeError(f"{source}'s params.{name} is {json.dumps(data[name])}; accepted: a string.")
     batch = data.get("batch")
     if batch_index is not None and isinstance(batch, int) and batch_index >= batch:
         raise LatentscapeError(f"{source}'s batch_index is {batch_index}; accepted: 0 to {batch - 1} (params.batch is {batch}).")

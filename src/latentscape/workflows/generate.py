@@ -51,6 +51,8 @@ class GenerateConfig(SamplingFields):
     from_latents: str | None = field(default=None, metadata={"omit_when_unset": True})
 
     PROMPT_EDITING: ClassVar[bool] = True  # the prompt may use A1111 prompt editing [from:to:when]
+    # None (from_latents: the inversion's caption) is resolved before the recipe is written, so a recipe's is text
+    RECIPE_TEXT_FIELDS: ClassVar[tuple[str, ...]] = ("prompt",)
 
 
 @dataclass
