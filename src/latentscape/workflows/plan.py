@@ -129,8 +129,10 @@ def point_step_noise(streams: Sequence[StepNoise | None], a: Sequence[int], b: S
             row = slerp(za.noise[:, 0], zb.noise[:, 0], torch.full((evaluations,), w, dtype=torch.float64)).float()
         elif za is not None:
             row = (1 - w) * za.noise[:, 0]
+        elif zb is not None:
+            row = w * zb.noise[:, 0]
         else:
-            row = w * zb.noise[:, 0]  # type: ignore[union-attr]
+            row = None
         if row is not None:
             out[:, i] = row
     return StepNoise(noise=out, scales=ref.scales)
