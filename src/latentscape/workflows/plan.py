@@ -131,7 +131,7 @@ def point_step_noise(streams: Sequence[StepNoise | None], a: Sequence[int], b: S
             row = (1 - w) * za.noise[:, 0]
         elif zb is not None:
             row = w * zb.noise[:, 0]
-        else:
+        else:  # a segment between two prompt anchors, batched with items that touch an image
             row = None
         if row is not None:
             out[:, i] = row
