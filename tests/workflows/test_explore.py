@@ -65,9 +65,7 @@ def test_bad_grids_fail(grid):
         parse_grid(grid, odd=True)
 
 
-def test_image_points_and_bad_radius_fail(request):
+def test_bad_radius_fails(request):  # image points: test_explore_image.py
     model = load_family(request, "tiny_sd")
-    with pytest.raises(LatentscapeError, match="POINT got image"):
-        explore(model, ExploreConfig(point="image:x.png", **FAST))
     with pytest.raises(LatentscapeError, match="--radius got"):
         explore(model, ExploreConfig(point="a cat", radius=2.0, **FAST))
