@@ -16,3 +16,13 @@ def test_image_mode_defaults_like_the_cli(embedded, tmp_path, given, expected):
     from latentscape.workflows.blend import BlendConfig
 
     assert BlendConfig.from_params({k: v for k, v in body.items() if k != "image_mode"}).image_mode == "noise"
+
+
+def test_an_unknown_image_mode_is_refused_at_request_time(studio):
+    from server_helpers import nothing_written, one_sentence
+
+    client, state = studio
+    body = {"inputs": ["cat face, google style", "fire, twitter style"], "steps": 2, "seed": 3, "image_mode": "paint"}
+    message = one_sentence(client.post("/latentscape/v1/jobs/blend", json=body), 422)
+    assert "image_mode got 'paint'" in message and "invert" in message and "noise" in message
+    nothing_written(state)

@@ -40,6 +40,10 @@ def check_fields(config: Any) -> None:
     if getattr(config, "prompt", "") is None and getattr(config, "from_latents", None) is None:  # None: an inversion's caption
         raise LatentscapeError("prompt got None; expected text (None only with from_latents an inversion file: its caption).", field="prompt")
     _check_prompts(config)
+    if hasattr(config, "image_mode"):  # before any image is read or inverted (the studio checks at request time)
+        from latentscape.workflows.plan import check_image_mode
+
+        check_image_mode(config.image_mode)
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         _finite(f.name, value)
