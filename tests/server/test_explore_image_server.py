@@ -8,7 +8,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from server_helpers import png_b64, wait_job
+from server_helpers import one_sentence, png_b64, wait_job
 
 
 def test_explore_an_uploaded_image(studio, embedded, tmp_path, monkeypatch):
@@ -27,5 +27,6 @@ def test_explore_an_uploaded_image(studio, embedded, tmp_path, monkeypatch):
     trip = np.asarray(decode_images(embedded, embedded.encode_images(pil_to_tensor([source])))[0], dtype=np.int16)
     assert np.abs(cells[1] - trip).max() <= 1  # the studio runs the embedded model
     assert len(cells) == 3 and np.abs(cells[0] - cells[1]).max() > 1
-    bad = wait_job(client, client.post("/latentscape/v1/jobs/explore", json={**body, "image_mode": "img2img"}).json()["id"])
-    assert bad["status"] == "failed" and bad["error"].startswith("image_mode got 'img2img'; accepted: invert") and not bad["results"]
+    # an unknown mode is refused when the request comes in (one sentence, no job), not by a failing job later
+    message = one_sentence(client.post("/latentscape/v1/jobs/explore", json={**body, "image_mode": "img2img"}), 422)
+    assert "image_mode got 'img2img'; accepted: invert" in message
