@@ -27,17 +27,17 @@ from typing import Any, ClassVar, Sequence
 import torch
 
 from latentscape.core.blend import normalise_weights, spherical_barycentre, weighted_lerp
-from latentscape.core.noise import resolve_seed
 from latentscape.errors import LatentscapeError
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
-from latentscape.sampling import StepCallback, start_index
+from latentscape.sampling import StepCallback
 from latentscape.workflows.common import Output, config_dict, decode_images, hot_index, make_recipe, require
-from latentscape.workflows.keyframes import KEYFRAME_HELP, Keyframe, resolve
-from latentscape.workflows.plan import check_image_mode, weighted_step_noise
+from latentscape.workflows.job import prepare_job
+from latentscape.workflows.keyframes import KEYFRAME_HELP, Keyframe
+from latentscape.workflows.plan import weighted_step_noise
 from latentscape.workflows.render import (
     SamplingOptions, anchor_latents, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs,
-    inverted_anchors, job_size, render, seed_noise,
+    inverted_anchors, render, seed_noise,
 )
 
 MIN_INPUTS, MAX_INPUTS = 2, 5
@@ -101,19 +101,9 @@ def blend(model: Family, config: BlendConfig, *, callback: StepCallback | None =
     keyframes = check_inputs(config.inputs)
     n = len(keyframes)
     weights = check_weights(config.weights, n)
-    check_image_mode(config.image_mode)
-    images = [k.image for k in keyframes if k.image is not None]
-    inverted = bool(images) and config.image_mode == "invert"
-    if not inverted:
-        require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
-    if images and not inverted and config.strength > 0:
-        require(start_index(config.steps, config.strength) < config.steps,
-                f"--strength {config.strength} with {config.steps} steps leaves no denoising step; use 0 or at least {1 / config.steps:.3g}.")
-    seed = resolve_seed(config.seed)
-    keyframes = [dataclasses.replace(k, seed=resolve_seed(k.seed)) if k.seed is not None else k for k in keyframes]
-    keyframes = resolve(keyframes, None, seed)
-    width, height = job_size(model, config, images)
-    shape = model.latent_format.latent_shape(width, height)
+    job = prepare_job(model, config, keyframes)
+    keyframes, images, inverted, seed, shape = job.keyframes, job.images, job.inverted, job.seed, job.shape
+    width, height = job.size
 
     cfgs = [cfg_of(model, config, k.cfg, inverted_image=inverted and k.image is not None) for k in keyframes]
     cond, uncond = encode_job(model, config, [k.prompt or "" for k in keyframes], cfgs)

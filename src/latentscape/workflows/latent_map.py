@@ -30,14 +30,14 @@ import torch
 from PIL import Image, ImageDraw
 
 from latentscape.core.interpolate import lerp, slerp
-from latentscape.core.noise import resolve_seed
 from latentscape.io.grid import _font, contact_sheet
 from latentscape.models.family import Family
-from latentscape.sampling import StepCallback, start_index
+from latentscape.sampling import StepCallback
 from latentscape.workflows.common import Output, config_dict, decode_images, make_recipe, require
 from latentscape.workflows.grids import GridOptions, check_returns, finish, grid_text, parse_grid, sheet
-from latentscape.workflows.keyframes import IMAGE_EXTENSIONS, KEYFRAME_HELP, Keyframe, resolve
-from latentscape.workflows.plan import check_image_mode, weighted_step_noise
+from latentscape.workflows.job import prepare_job
+from latentscape.workflows.keyframes import IMAGE_EXTENSIONS, KEYFRAME_HELP, Keyframe
+from latentscape.workflows.plan import weighted_step_noise
 from latentscape.workflows.render import (
     MAX_CELLS, anchor_latents, as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs, image_latents, inverted_anchors,
     job_size, lerp_conditioning, render, seed_noise,
@@ -95,19 +95,9 @@ def latent_map(model: Family, config: MapConfig, *, callback: StepCallback | Non
     require(not config.images, "map got image files to map but no --images DIR; pass the folder they come from.")
     corners = check_corners(config.corners)
     cols, rows = parse_grid(config.grid, minimum=2)
-    check_image_mode(config.image_mode)
-    images = [k.image for k in corners if k.image is not None]
-    inverted = bool(images) and config.image_mode == "invert"
-    if not inverted:
-        require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
-    if images and not inverted and config.strength > 0:
-        require(start_index(config.steps, config.strength) < config.steps,
-                f"--strength {config.strength} with {config.steps} steps leaves no denoising step; use 0 or at least {1 / config.steps:.3g}.")
-    seed = resolve_seed(config.seed)
-    corners = [dataclasses.replace(k, seed=resolve_seed(k.seed)) if k.seed is not None else k for k in corners]
-    corners = resolve(corners, None, seed)
-    width, height = job_size(model, config, images)
-    shape = model.latent_format.latent_shape(width, height)
+    job = prepare_job(model, config, corners)
+    corners, images, inverted, seed, shape = job.keyframes, job.images, job.inverted, job.seed, job.shape
+    width, height = job.size
 
     uv = bilinear_uv(cols, rows)
     n = len(uv)

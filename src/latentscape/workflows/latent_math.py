@@ -25,16 +25,14 @@ from dataclasses import dataclass
 import torch
 
 from latentscape.core.expr import Term, format_terms, parse
-from latentscape.core.noise import resolve_seed
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
-from latentscape.sampling import StepCallback, StepNoise, start_index
+from latentscape.sampling import StepCallback, StepNoise
 from latentscape.workflows.common import Output, config_dict, decode_images, make_recipe, require
+from latentscape.workflows.job import prepare_job
 from latentscape.workflows.keyframes import Keyframe
-from latentscape.workflows.plan import check_image_mode
 from latentscape.workflows.render import (
-    SamplingOptions, cfg_of, check_options, encode_job, image_inputs, image_latents, inverted_anchors, job_size, render,
-    seed_noise,
+    SamplingOptions, cfg_of, check_options, encode_job, image_inputs, image_latents, inverted_anchors, render, seed_noise,
 )
 
 MAX_OPERANDS = 16
@@ -70,20 +68,12 @@ def latent_math(model: Family, config: MathConfig, *, callback: StepCallback | N
     terms = parse(config.expression)
     require(len(terms) <= MAX_OPERANDS, f"math expression has {len(terms)} operands; accepted: at most {MAX_OPERANDS}.")
     require(any(t.coefficient != 0 for t in terms), "every term of the math expression has coefficient 0; nothing is left to render.")
-    check_image_mode(config.image_mode)
     prompts = [t for t in terms if t.operand.kind == "prompt"]
     seeds = [t for t in terms if t.operand.kind == "seed"]
     images = [t for t in terms if t.operand.kind == "image"]
-    inverted = bool(images) and config.image_mode == "invert"
-    if not inverted:
-        require(0 <= config.strength <= 1, f"--strength got {config.strength}; expected a number from 0 to 1.")
-    if images and not inverted and config.strength > 0:
-        require(start_index(config.steps, config.strength) < config.steps,
-                f"--strength {config.strength} with {config.steps} steps leaves no denoising step; use 0 or at least {1 / config.steps:.3g}.")
-    seed = resolve_seed(config.seed)
-    paths = [str(t.operand.value) for t in images]
-    width, height = job_size(model, config, paths)
-    shape = model.latent_format.latent_shape(width, height)
+    job = prepare_job(model, config, images=[str(t.operand.value) for t in images])
+    paths, inverted, seed, shape = job.images, job.inverted, job.seed, job.shape
+    width, height = job.size
     cfg = cfg_of(model, config, config.cfg, inverted_image=inverted and not prompts)
 
     cond = _conditioning(model, config, prompts, cfg)
