@@ -118,7 +118,7 @@ def test_seed_behaviours_set_the_seeds_of_keyframes_without_one(sd):
     assert np.abs(standalone(sd, "a dog in the snow", 12) - pixels(sched.images[4])).max() <= 1
     # the recipe replays: its keyframes carry the scheduled seeds, which agree with the schedule
     again = MorphConfig.from_params(sched.recipe.params)
-    assert again.seed_behavior == "schedule" and check_config(again)[1].seed == 12
+    assert again.seed_behavior == "schedule" and check_config(again).keyframes[1].seed == 12
 
 
 def test_recipe_records_pins_and_schedules_and_rebuilds_the_same_config(sd):

@@ -45,7 +45,8 @@ from latentscape.workflows.common import (
     MAX_BATCH, check_sampling, config_dict, encode, guidance, make_recipe, require, resolve_size,
 )
 from latentscape.workflows.inputs import anchor_inputs
-from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe, resolve
+from latentscape.workflows.job import resolve_keyframes
+from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe
 from latentscape.workflows.morph_images import load_keyframe_images
 from latentscape.workflows.options import BatchedSampling
 from latentscape.workflows.morph_manifest import FrameStore, manifest_path, read_manifest_recipe, work_folder
@@ -178,13 +179,24 @@ def check_timing(config: MorphConfig, keyframes: Sequence[Keyframe]) -> tuple[Ti
     return timing_, schedules
 
 
-def check_config(config: MorphConfig) -> list[Keyframe]:
-    """Everything that can be checked without a model (run it before loading one); returns the keyframes."""
+@dataclass(frozen=True)
+class CheckedMorph:
+    """What :func:`check_config` finds without a model: the keyframes, parsed once (pass them on as
+    ``config.keyframes``: :class:`Keyframe` objects are taken as they are), the path's timing and schedules."""
+
+    keyframes: list[Keyframe]
+    timing: Timing
+    schedules: dict[str, ValueSchedule]
+
+
+def check_config(config: MorphConfig, *, read_images: bool = True) -> CheckedMorph:
+    """Everything that can be checked without a model (run it before loading one). ``read_images`` False
+    leaves the image keyframes to :func:`_plan`, which reads them once at the model's size."""
     keyframes = parse_keyframes(config.keyframes)
     check_image_mode(config.image_mode)
     require(len(keyframes) >= 2, f"a morph needs at least 2 keyframes, got {len(keyframes)}; pass two or more prompts, seed:N, PROMPT@SEED or image files.")
     check_keyframe_cfgs(keyframes)
-    check_timing(config, keyframes)
+    timing_, schedules = check_timing(config, keyframes)
     require(isinstance(config.batch_size, int) and 1 <= config.batch_size <= MAX_BATCH, f"--batch-size got {config.batch_size}; expected a whole number from 1 to {MAX_BATCH}.")
     require(config.pacing in PACINGS, f"--pacing got '{config.pacing}'; accepted: {', '.join(PACINGS)}.")
     require(config.ease in EASINGS, f"--ease got '{config.ease}'; accepted: {', '.join(EASINGS)}.")
@@ -199,23 +211,23 @@ def check_config(config: MorphConfig) -> list[Keyframe]:
     resolve_distance(config.distance)
     require(isinstance(config.max_step, (int, float)) and not isinstance(config.max_step, bool) and 1 < config.max_step < float("inf"),
             f"--max-step got {config.max_step}; expected a number greater than 1 (the largest step allowed, in mean steps).")
-    load_keyframe_images(keyframes, config.width, config.height, config.resize, multiple=None)
-    return keyframes
+    if read_images:
+        load_keyframe_images(keyframes, config.width, config.height, config.resize, multiple=None)
+    return CheckedMorph(keyframes, timing_, schedules)
 
 
 def _plan(model: Family, config: MorphConfig) -> _Plan:
-    """Validate everything, resolve seeds, sizes and images: nothing is rendered yet."""
-    keyframes = check_config(config)
-    timing_, schedules = check_timing(config, keyframes)
+    """Validate everything, resolve seeds, sizes and images: nothing is rendered yet. Made once per morph
+    (:func:`render_morph` hands it to the morph's body)."""
+    checked = check_config(config, read_images=False)
+    keyframes, timing_, schedules = checked.keyframes, checked.timing, checked.schedules
+    images, image_size = load_keyframe_images(keyframes, config.width, config.height, config.resize, model.latent_format.size_multiple)
     check_sampling(model, steps=config.steps, sampler=config.sampler, cfg=config.cfg)
     seed = resolve_seed(config.seed)
     keyframes = apply_seed_behavior(keyframes, config.seed_behavior, seed, schedules, timing_)
-    # a keyframe's seed -1 draws its own seed (recorded, so the recipe replays it), as in blend and map
-    keyframes = [dataclasses.replace(k, seed=resolve_seed(k.seed)) if k.seed is not None else k for k in keyframes]
-    keyframes = resolve(keyframes, None, seed)
+    keyframes = resolve_keyframes(keyframes, seed)  # a seed of -1 draws its own (recorded), as in blend and map
     if config.width or config.height or not any(kf.image for kf in keyframes):
         size = resolve_size(model, config.width, config.height)  # checks --size against the model
-    images, image_size = load_keyframe_images(keyframes, config.width, config.height, config.resize, model.latent_format.size_multiple)
     size = image_size or size
     inverted = config.image_mode == "invert"
     cfgs = [image_cfg(model, kf.cfg) if inverted and kf.image is not None else
@@ -264,7 +276,12 @@ def morph(
     :class:`~latentscape.io.frame_files.FrameFiles`: each PNG is read when used, so memory does not grow
     with the frame count), their positions, the recipe and the smoothness statistics."""
     plan = _plan(model, config)
-    recipe = _recipe(model, plan, config)
+    return _morph(model, config, plan, _recipe(model, plan, config), store=store, callback=callback, progress=progress)
+
+
+def _morph(model: Family, config: MorphConfig, plan: _Plan, recipe: Recipe, *, store: FrameStore | None,
+           callback: StepCallback | None, progress: Progress | None) -> MorphOutput:
+    """:func:`morph`'s body: render ``plan`` (made from ``config`` by :func:`_plan`, whose ``recipe`` it is)."""
     temporary = None
     if store is None:  # the library call: frames go to a folder of our own, removed with the last reference
         temporary = tempfile.TemporaryDirectory(prefix="latentscape-morph-")
@@ -410,15 +427,15 @@ def render_morph(
         if config.batch_size == DEFAULT_BATCH and isinstance(batch, int) and not isinstance(batch, bool) and batch != config.batch_size:
             # made before the default became 24 (or with another size): finish it with the size it started with
             config = dataclasses.replace(config, batch_size=batch)
-    plan = _plan(model, config)  # validate before touching any file
-    recipe = anchor_inputs(_recipe(model, plan, config), output)
+    plan = _plan(model, config)  # validate before touching any file; the one plan of this morph
+    own = _recipe(model, plan, config)  # the morph's recipe; the files' records where its inputs are from here
+    recipe = anchor_inputs(own, output)
     if resume:
         store = FrameStore.resume(mpath, output, recipe, frames_dir=save_frames)
     else:
         store = FrameStore(mpath, output, recipe, frames_dir=save_frames)
         store.save()
-    resolved = dataclasses.replace(config, keyframes=tuple(plan.keyframes), seed=plan.seed)  # the seeds drawn for -1
-    out = morph(model, resolved, store=store, callback=callback, progress=progress)
+    out = _morph(model, config, plan, own, store=store, callback=callback, progress=progress)
     sequence = pingpong(out.images) if config.pingpong else out.images
     write_video(sequence, output, fps=config.fps, loop=True, recipe=recipe)
     if contact_sheet is not None:
@@ -439,12 +456,13 @@ def render_morph(
 
 
 def _previous_keyframe_seeds(config: MorphConfig, previous: Recipe) -> MorphConfig:
-    """``config`` with each keyframe seed of -1 taken from ``previous`` (the same keyframe there); a render
-    that differs otherwise is refused afterwards by the manifest's settings check."""
+    """``config`` with its keyframes parsed (once: the plan takes them as they are) and each keyframe seed of
+    -1 taken from ``previous`` (the same keyframe there); a render that differs otherwise is refused
+    afterwards by the manifest's settings check."""
     keyframes = parse_keyframes(config.keyframes)
     before = previous.params.get("keyframes")
     if not isinstance(before, list) or len(before) != len(keyframes):
-        return config
+        return dataclasses.replace(config, keyframes=tuple(keyframes))
     drawn = [b.get("seed") if isinstance(b, dict) else None for b in before]
     drawn_here = (-1, None) if config.seed_behavior == "random" else (-1,)  # random: seedless keyframes drew theirs
     keyframes = [dataclasses.replace(k, seed=d) if k.seed in drawn_here and isinstance(d, int) else k for k, d in zip(keyframes, drawn)]

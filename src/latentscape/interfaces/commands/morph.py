@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from latentscape.interfaces.common import (
@@ -137,16 +138,15 @@ def check_outputs(output: str, contact_sheet: str | None) -> None:
 FRAME_BYTES = 3.2  # bytes per pixel a lossless RGB frame PNG can take (worst case: noise-like frames)
 
 
-def check_files(args: argparse.Namespace, config) -> None:
+def check_files(args: argparse.Namespace, config, checked) -> None:
     """Before the model loads: outputs that exist (unless --overwrite), outputs that are inputs, folders
-    that cannot be written, a --save-frames folder holding another render's frames, and free disk space."""
+    that cannot be written, a --save-frames folder holding another render's frames, and free disk space.
+    ``checked``: what :func:`latentscape.workflows.morph.check_config` found in ``config``."""
     from pathlib import Path
 
-    inputs = [k.image for k in _keyframes(config) if k.image is not None]
+    inputs = [k.image for k in checked.keyframes if k.image is not None]
     width, height = (config.width or 512), (config.height or 512)  # the model's size is not known yet: a high guess
-    pins = [k.frame for k in _keyframes(config) if k.frame is not None]
-    frames = config.frames if isinstance(config.frames, int) and config.frames > 0 else max(pins) + 1 if pins else 24
-    need = int(frames * width * height * FRAME_BYTES * (2 if config.pacing != "uniform" else 1))
+    need = int(checked.timing.frames * width * height * FRAME_BYTES * (2 if config.pacing != "uniform" else 1))
     check_writable([args.output], overwrite=args.overwrite, inputs=inputs, need_bytes=need)
     check_writable([args.contact_sheet], overwrite=args.overwrite, inputs=inputs, flag="--contact-sheet")
     check_writable([args.preview], overwrite=True, inputs=inputs, flag="--preview")
@@ -166,12 +166,6 @@ def raise_error(message: str) -> None:
     raise LatentscapeError(message)
 
 
-def _keyframes(config):
-    from latentscape.workflows.morph import parse_keyframes
-
-    return parse_keyframes(config.keyframes)
-
-
 def run_morph(args: argparse.Namespace) -> int:
     from latentscape.workflows.morph import check_config, render_morph
     from latentscape.workflows.morph_manifest import manifest_path
@@ -180,8 +174,9 @@ def run_morph(args: argparse.Namespace) -> int:
     preview = getattr(args, "preview", None)
     check_output_suffix(preview, (".png",), "--preview")
     config = config_from_args(args)
-    check_config(config)  # keyframes, frames, images: all before loading the model
-    check_files(args, config)
+    checked = check_config(config)  # keyframes, frames, images: all before loading the model
+    config = dataclasses.replace(config, keyframes=tuple(checked.keyframes))  # parsed once: the plan takes them as they are
+    check_files(args, config, checked)
     model = load_model(args, config)
     progress = FrameProgress(not (args.quiet or args.json))
     steps = Progress(False, preview=(preview, model.latent_format)) if preview else None
