@@ -43,7 +43,7 @@ from latentscape.sampling import StepCallback, StepNoise, start_index
 from latentscape.workflows.common import Output, decode_images, require, resolve_size
 from latentscape.workflows.grids import GridOptions, check_returns, finish, grid_text, parse_grid, sheet
 from latentscape.workflows.keyframes import Keyframe
-from latentscape.workflows.plan import anchor_noise, check_image_mode
+from latentscape.workflows.plan import anchor_noise, check_image_mode, encode_images
 from latentscape.workflows.render import (
     as_keyframe, cfg_of, check_keyframe_cfgs, check_options, encode_job, image_inputs, render, seed_noise,
 )
@@ -176,9 +176,7 @@ def explore(model: Family, config: ExploreConfig, *, callback: StepCallback | No
         keep = (1 - t).float().reshape(1, n, *([1] * (stream.noise.ndim - 2)))  # type: ignore[union-attr]
         step_noise = StepNoise(stream.noise.expand(-1, n, *stream.noise.shape[2:]) * keep, stream.scales)  # type: ignore[union-attr]
     elif picture is not None:
-        from latentscape.io.images import pil_to_tensor
-
-        init = model.encode_images(pil_to_tensor([picture])).float().cpu().expand(n, *shape).contiguous()
+        init = encode_images(model, [picture]).expand(n, *shape).contiguous()
     _, generators = seed_noise([seed] * n, shape)  # step noise of stochastic samplers follows the point's seed
     cond, uncond = encode_job(model, config, [point.prompt], [cfg])
     rho = torch.tensor(uv, dtype=torch.float64).norm(dim=1).float()

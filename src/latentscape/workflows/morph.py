@@ -59,9 +59,9 @@ from latentscape.workflows.morph_schedule import (
 from latentscape.workflows.morph_schedule import infotext_extra as schedule_infotext
 from latentscape.core.smoothness import SmoothnessReport
 from latentscape.workflows.morph_render import (
-    Anchors, FrameRenderer, Progress, RenderSettings, build_anchors, encode_images, render_latents,
+    Anchors, FrameRenderer, Progress, RenderSettings, build_anchors, render_latents,
 )
-from latentscape.workflows.plan import check_image_mode, image_anchors, image_cfg
+from latentscape.workflows.plan import check_image_mode, image_anchors, image_cfg, start_latents
 from latentscape.workflows.render import check_keyframe_cfgs
 
 PACINGS = ("uniform", "perceptual", "adaptive")
@@ -373,19 +373,12 @@ def _invert_anchors(model: Family, anchors: Anchors, plan: _Plan, config: MorphC
 
 
 def _start_latents(model, anchors: Anchors, plan: _Plan, settings: RenderSettings, callback) -> torch.Tensor:
-    """img2img starting latents per keyframe: images VAE-encoded; prompt/seed keyframes from their own
-    standalone txt2img render (all of them in one batch)."""
-    k = len(plan.keyframes)
-    latents: list[torch.Tensor | None] = [None] * k
-    encoded = encode_images(model, [plan.images[i] for i in sorted(plan.images)])
-    for j, i in enumerate(sorted(plan.images)):
-        latents[i] = encoded[j:j + 1]
-    others = [i for i in range(k) if i not in plan.images]
-    if others:
-        made = render_latents(model, anchors, [(i, i, 0.0) for i in others], settings, img2img=False, callback=callback)
-        for j, i in enumerate(others):
-            latents[i] = made[j:j + 1].to(encoded.dtype)
-    return torch.cat(latents)  # type: ignore[arg-type]
+    """img2img starting latents per keyframe (:func:`~latentscape.workflows.plan.start_latents`): images
+    VAE-encoded; prompt/seed keyframes from their own standalone txt2img render (all of them in one batch)."""
+    def standalone(idx: list[int]) -> torch.Tensor:
+        return render_latents(model, anchors, [(i, i, 0.0) for i in idx], settings, img2img=False, callback=callback)
+
+    return start_latents(model, len(plan.keyframes), plan.images, standalone)
 
 
 def render_morph(

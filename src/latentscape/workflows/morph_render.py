@@ -23,7 +23,7 @@ from latentscape.core.noise import draw_noise, seeded_generators
 from latentscape.core.paths import guidance_curve, locate
 from latentscape.core.prompt_syntax import interpolate_weighted
 from latentscape.io.frame_files import FrameFiles
-from latentscape.io.images import load_image, pil_to_tensor
+from latentscape.io.images import load_image
 from latentscape.io.recipe import Recipe
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
@@ -112,11 +112,6 @@ def weighted_rows(model: Family, anchors: Anchors, points: Sequence[Point], cond
         rows = rows if rows is not None else [cond.select([j]) for j in range(len(points))]
         rows[i] = anchors.weighted[text]
     return cond if rows is None else Conditioning.cat(model.match_lengths(rows))
-
-
-def encode_images(model: Family, images: Sequence[Image.Image]) -> torch.Tensor:
-    """VAE posterior means (K, C, h, w), each image encoded alone as ``generate`` does."""
-    return torch.cat([model.encode_images(pil_to_tensor([im])) for im in images])
 
 
 def frame_cfg(anchors: Anchors, point: Point, dip: float) -> float:

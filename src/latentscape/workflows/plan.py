@@ -1,7 +1,7 @@
 """The job plan: anchors (keyframes, blend inputs, map corners, math operands, vary/explore centres) become
 per-item noise, conditioning, CFG, image latents and per-step noise, and one chunked renderer runs them.
 
-**Where an image anchor becomes a latent** (:func:`image_anchors`), by ``image_mode``:
+**Where an image anchor becomes a latent** (:func:`image_anchors`, :func:`start_latents`), by ``image_mode``:
 
 - ``"invert"`` (the default): the image is inverted with the project's ``exact`` inversion
   (:mod:`latentscape.inversion`), recorded over the job's own sampler and steps, so the loop turns the
@@ -12,7 +12,8 @@ per-item noise, conditioning, CFG, image latents and per-step noise, and one chu
   without a stream, e.g. a prompt keyframe, the stream fades linearly to none) and the conditioning.
   Stochastic samplers (``euler_a``, ``lcm``) record with the anchor's seed as their step-noise seed, the same
   stream a morph interpolates the step noise from, so the anchor stays exact under them too.
-- ``"noise"``: today's img2img: the image's VAE posterior mean, noised to the job's ``strength``.
+- ``"noise"``: today's img2img: the image's VAE posterior mean (:func:`encode_images`), noised to the job's
+  ``strength``; prompt anchors start from their own standalone render (:func:`start_latents`).
 
 Caption and CFG of an image anchor: the inversion is conditioned on the anchor's own prompt, or the empty
 prompt, and recorded at the CFG its item renders with. That CFG is the anchor's own ``cfg`` when it gives
@@ -30,12 +31,13 @@ a path through one image twice, ``--resume`` and ``replay`` invert each image on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from PIL import Image
 
 from latentscape.errors import LatentscapeError
+from latentscape.io.images import pil_to_tensor
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
 from latentscape.sampling import NoisePath, StepCallback, StepNoise, denoise
@@ -103,6 +105,27 @@ def image_anchors(
         inv = result.inversion
         out.append(ImageAnchor(inv.noise, inv.step_noise, result.image_latents, result.cached, result.seconds))
     return out
+
+
+def encode_images(model: Family, images: Sequence[Image.Image]) -> torch.Tensor:
+    """VAE posterior means (N, C, h, w), float32 on the CPU, each image encoded alone as ``generate`` encodes
+    an init image (a batched encode is not bit-identical), so an image anchor's latent is ``generate``'s."""
+    return torch.cat([model.encode_images(pil_to_tensor([im])).float().cpu() for im in images])
+
+
+def start_latents(model: Family, count: int, images: Mapping[int, Image.Image],
+                  render_prompts: Callable[[list[int]], torch.Tensor]) -> torch.Tensor:
+    """``image_mode="noise"`` starting latents of ``count`` anchors (N, C, h, w): image anchors (``images``:
+    anchor index -> the image at the job's size) VAE-encoded (:func:`encode_images`), every other anchor as
+    its standalone ``generate`` renders it (``render_prompts(indices)``: their latents, in that order)."""
+    out: list[torch.Tensor | None] = [None] * count
+    order = sorted(images)
+    others = [i for i in range(count) if i not in images]
+    for i, z in zip(order, encode_images(model, [images[i] for i in order]) if order else ()):
+        out[i] = z[None]
+    for i, z in zip(others, render_prompts(others) if others else ()):
+        out[i] = z[None]
+    return torch.cat(out)  # type: ignore[arg-type]
 
 
 def point_step_noise(streams: Sequence[StepNoise | None], a: Sequence[int], b: Sequence[int],

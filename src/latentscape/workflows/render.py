@@ -20,7 +20,7 @@ from PIL import Image
 
 from latentscape.core.noise import draw_noise, seeded_generators
 from latentscape.errors import LatentscapeError
-from latentscape.io.images import RESIZE_MODES, fit_size, load_image, pil_to_tensor
+from latentscape.io.images import RESIZE_MODES, fit_size, load_image
 from latentscape.io.recipe import file_sha256
 from latentscape.models.conditioning import Conditioning
 from latentscape.models.family import Family
@@ -28,7 +28,7 @@ from latentscape.sampling import StepCallback, StepNoise
 from latentscape.workflows.common import MAX_BATCH, check_sampling, encode, guidance, require, resolve_size
 from latentscape.workflows.keyframes import Keyframe, keyframe_from_dict, parse_keyframe
 from latentscape.workflows.options import BatchedSampling
-from latentscape.workflows.plan import AnchorNoise, Items, anchor_noise, image_cfg
+from latentscape.workflows.plan import AnchorNoise, Items, anchor_noise, encode_images, image_cfg, start_latents
 from latentscape.workflows.plan import render as render_items
 
 MAX_CELLS = 256
@@ -107,8 +107,9 @@ def images_at_size(model: Family, paths: Sequence[str], size: tuple[int, int]) -
 
 
 def image_latents(model: Family, paths: Sequence[str], size: tuple[int, int]) -> torch.Tensor:
-    """VAE-encoded images (N, C, h, w) (posterior mean), each stretched to ``size`` when it differs."""
-    return model.encode_images(pil_to_tensor(images_at_size(model, paths, size))).float().cpu()
+    """VAE-encoded images (N, C, h, w) (posterior mean, :func:`~latentscape.workflows.plan.encode_images`),
+    each stretched to ``size`` when it differs."""
+    return encode_images(model, images_at_size(model, paths, size))
 
 
 def inverted_anchors(model: Family, opts: SamplingOptions, keyframes: Sequence[Keyframe], cfgs: Sequence[float],
@@ -124,18 +125,17 @@ def inverted_anchors(model: Family, opts: SamplingOptions, keyframes: Sequence[K
 def anchor_latents(model: Family, opts: SamplingOptions, keyframes: Sequence[Keyframe], cond: Conditioning,
                    uncond: Conditioning | None, cfgs: Sequence[float], shape: Sequence[int], size: tuple[int, int],
                    callback: StepCallback | None = None) -> torch.Tensor:
-    """``image_mode="noise"`` starting latents of anchors (N, C, h, w): images VAE-encoded, prompt anchors
-    rendered as ``generate`` would (``cond``/``uncond``/``cfgs``: one item each)."""
-    out = torch.zeros(len(keyframes), *shape)
+    """``image_mode="noise"`` starting latents of anchors (N, C, h, w) (:func:`~latentscape.workflows.plan.start_latents`):
+    images VAE-encoded, prompt anchors rendered as ``generate`` would (``cond``/``uncond``/``cfgs``: one item each)."""
     image_idx = [i for i, k in enumerate(keyframes) if k.image is not None]
-    text_idx = [i for i, k in enumerate(keyframes) if k.image is None]
-    if image_idx:
-        out[image_idx] = image_latents(model, [keyframes[i].image for i in image_idx], size)  # type: ignore[misc]
-    if text_idx:
-        noise, generators = seed_noise([keyframes[i].seed for i in text_idx], shape)
-        out[text_idx] = render(model, opts, noise, cond.select(text_idx), uncond.select(text_idx) if uncond is not None else None,
-                               [cfgs[i] for i in text_idx], generators, callback=callback)
-    return out
+    pictures = dict(zip(image_idx, images_at_size(model, [keyframes[i].image for i in image_idx], size)))  # type: ignore[misc]
+
+    def standalone(idx: list[int]) -> torch.Tensor:
+        noise, generators = seed_noise([keyframes[i].seed for i in idx], shape)
+        return render(model, opts, noise, cond.select(idx), uncond.select(idx) if uncond is not None else None,
+                      [cfgs[i] for i in idx], generators, callback=callback)
+
+    return start_latents(model, len(keyframes), pictures, standalone)
 
 
 def image_inputs(paths: Sequence[str]) -> dict[str, Any]:
