@@ -264,11 +264,10 @@ def build(verb: str, request: dict[str, Any], model, folder: Path, limits: Limit
         value = getattr(config, name, 1)
         require(value <= limits.max_batch, f"{name} got {value}; this server accepts at most {limits.max_batch}.")
     if verb == "morph":
-        from latentscape.workflows.morph import check_config, frame_count
+        from latentscape.workflows.morph import check_config
 
-        frames = frame_count(config)  # frames may be left out when keyframes are pinned to frames
+        frames = check_config(config).timing.frames  # frames may be left out when keyframes are pinned to frames
         require(frames <= limits.max_frames, f"frames got {frames}; this server accepts at most {limits.max_frames}.")
-        check_config(config)
     if verb in ("explore", "map"):
         from latentscape.workflows.grids import parse_grid
 

@@ -153,11 +153,6 @@ def parse_keyframes(items: Sequence[Keyframe | str | dict]) -> list[Keyframe]:
             for i, k in enumerate(items)]
 
 
-def frame_count(config: MorphConfig) -> int:
-    """The frames ``config`` renders: ``frames``, else the last pinned keyframe's frame + 1, else 24 (checked)."""
-    return check_timing(config, parse_keyframes(config.keyframes))[0].frames
-
-
 def check_timing(config: MorphConfig, keyframes: Sequence[Keyframe]) -> tuple[Timing, dict[str, ValueSchedule]]:
     """Pins, frame count and schedules (no model needed): the path's timing and the parsed schedules."""
     k = len(keyframes)
