@@ -63,27 +63,27 @@ def _model(library: str, name: str, folder: Path, dtype: torch.dtype):
     from safetensors.torch import load_file
 
     cls = _class(module, name)
-    state = {k: v.to(dtype) for k, v in load_file(path).items()}  # the cast from_pretrained(dtype=) makes
     from transformers.initialization import no_init_weights  # torch's init functions made no-ops while building
+
+    state = {k: v.to(dtype) for k, v in load_file(path).items()}  # the cast from_pretrained(dtype=) makes
 
     if library == "diffusers":
         with torch.device("meta"), no_init_weights():
             model = cls.from_config(cls.load_config(folder))
-        model.load_state_dict(state, strict=True, assign=True)
     else:
-        config = _class(module.replace("modeling_", "configuration_"), name.replace("ModelWithProjection", "Config").replace("Model", "Config"))
-        with no_init_weights():  # non-persistent buffers (CLIP's position ids) are still made, on the CPU
-            model = cls(config.from_pretrained(folder))
-        model.load_state_dict(state, strict=True)
+        with no_init_weights():  # on the CPU: non-persistent buffers (CLIP's position ids) are made by the constructor
+            model = cls(cls.config_class.from_pretrained(folder))
+    # assign: the loaded tensors become the parameters, as in from_pretrained (same memory, so the same kernels
+    # and the same last bits; a copy into fresh tensors moved SDXL's pooled embeddings by 1 ulp)
+    model.load_state_dict(state, strict=True, assign=True)
     if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
         return None  # a buffer the file does not hold: only from_pretrained's initialisation would make it
-    if library == "transformers":
-        model.to(dtype)  # its parameters were made in the default dtype and took the weights' values exactly
     model.eval()
     if library == "diffusers":
         model.register_to_config(_name_or_path=str(folder))
     else:
         model.config.name_or_path = str(folder)
+        model.config.dtype = dtype  # from_pretrained records the dtype it loaded in
     return model
 
 
