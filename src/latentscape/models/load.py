@@ -224,7 +224,9 @@ def load(
     """Load ``model`` and return its family adapter.
 
     - ``None`` / ``"embedded"``: the model shipped inside latentscape (no download).
-    - a folder with ``model_index.json``: any SD1.x/2.x, SDXL, SD3 or FLUX diffusers folder.
+    - a folder with ``model_index.json``: any SD1.x/2.x, SDXL, SD3 or FLUX diffusers folder (SD and SDXL folders
+      with one ``.safetensors`` per model, the embedded one among them, are built component by component:
+      :mod:`latentscape.models.components`, the same pipeline as ``from_pretrained`` makes, in less time).
     - a single checkpoint file (``.safetensors``; pickles only with ``allow_pickle=True``) plus ``config``,
       a diffusers folder (or hub id, when online) describing its architecture.
     - a hub id ``org/name``: passed to diffusers (needs the network or the local cache).
