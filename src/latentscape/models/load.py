@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from latentscape.errors import LatentscapeError
+from latentscape.models.components import build_pipeline
 from latentscape.models.family import Family
 from latentscape.models.latent_format import FORMATS
 from latentscape.models.model_hash import model_hash
@@ -223,7 +224,9 @@ def load(
     """Load ``model`` and return its family adapter.
 
     - ``None`` / ``"embedded"``: the model shipped inside latentscape (no download).
-    - a folder with ``model_index.json``: any SD1.x/2.x, SDXL, SD3 or FLUX diffusers folder.
+    - a folder with ``model_index.json``: any SD1.x/2.x, SDXL, SD3 or FLUX diffusers folder (SD and SDXL folders
+      with one ``.safetensors`` per model, the embedded one among them, are built component by component:
+      :mod:`latentscape.models.components`, the same pipeline as ``from_pretrained`` makes, in less time).
     - a single checkpoint file (``.safetensors``; pickles only with ``allow_pickle=True``) plus ``config``,
       a diffusers folder (or hub id, when online) describing its architecture.
     - a hub id ``org/name``: passed to diffusers (needs the network or the local cache).
@@ -270,7 +273,7 @@ def load(
         cls = getattr(diffusers, family_classes()[family].pipeline_class)
         check_folder_weights(path, allow_pickle)
         try:
-            pipe = _from_pretrained(cls, str(path), dt, family, allow_pickle)
+            pipe = build_pipeline(cls, path, _model_index(path), family, dt) or _from_pretrained(cls, str(path), dt, family, allow_pickle)
         except Exception as exc:  # noqa: BLE001 - a damaged folder fails inside diffusers/transformers in many ways
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise LatentscapeError(f"could not load the diffusers folder '{path}' (is it complete?): {first}") from None
