@@ -285,6 +285,22 @@ class FrameTree:
         positions = [nodes[i].u for i in chosen][:frames]
         return Selection(positions, ratio, [(nodes[a], nodes[b]) for a, b in zip(chosen, chosen[1:])])
 
+    def together(self, insertions: Sequence[Insertion]) -> list[Insertion]:
+        """The same insertions with the branches deeper than their median start moved up to it where their
+        parents allow: one batch for most instead of one per start step (a small batch costs nearly as much
+        time as a full one on a CPU); the shallower ones keep their start (a wide gap needs it)."""
+        branches = [ins for ins in insertions if ins.left is not None]
+        if not branches:
+            return list(insertions)
+        common = sorted(ins.start for ins in branches)[len(branches) // 2]  # the median: deeper ones join it
+        out = []
+        for ins in insertions:
+            if (ins.left is not None and ins.start > common and common >= max(ins.left.start, ins.right.start)
+                    and common in ins.left.latents and common in ins.right.latents):
+                ins = Insertion(ins.u, common, ins.left, ins.right)
+            out.append(ins)
+        return out
+
     def short_segments(self, frames: int, counts: Sequence[int] | None = None) -> dict[int, int]:
         """Segments holding too few nodes for a selection of ``frames`` (each pinned segment its ``counts``
         gaps; otherwise the path as many nodes as frames), and how many nodes each lacks."""
@@ -301,7 +317,8 @@ class FrameTree:
 
     def splits(self, selection: Selection, wanted: int, min_width: float, segments: set[int] | None = None) -> list[Insertion]:
         """Where to grow next: the tree's adjacent gaps that look largest relative to the selection's mean
-        steps (the worse of both distances), those within half the largest one, ``wanted`` frames at most.
+        steps (the worse of both distances), those above a mean step or within half the largest one,
+        ``wanted`` frames at most.
         A gap is split at its midpoint; a gap narrower than ``2·min_width`` (a jump that survived bisection
         down to there: a cut in the full renders' trajectory) is crossed instead by as many branches as it
         is mean steps wide, evenly spaced and as deep as the parents allow, from the latents on both sides
@@ -314,7 +331,7 @@ class FrameTree:
         out: list[Insertion] = []
         for i in np.argsort(-size, kind="stable"):
             a, b = adjacent[i]
-            if b.u - a.u < 1e-6 or size[i] <= 0 or (out and size[i] < 0.5 * size.max()):
+            if b.u - a.u < 1e-6 or size[i] <= 0 or (out and size[i] < min(0.5 * size.max(), 1.0)):
                 continue
             if segments is not None and int(np.floor(a.u)) not in segments:
                 continue
@@ -353,7 +370,7 @@ def adaptive_frames(tree: FrameTree, frames: int, max_step: float, easing: str =
     limit = budget * frames * tree.full_render_evaluations
     min_width = 1.0 / (4 * max(frames - 1, 1))  # a quarter of a uniform frame step
     while short := tree.short_segments(frames, counts):  # enough nodes to choose from, whatever the budget
-        todo = tree.splits(_even(tree), min(sum(short.values()), tree.batch_size), min_width, set(short))
+        todo = tree.together(tree.splits(_even(tree), min(sum(short.values()), tree.batch_size), min_width, set(short)))
         if not todo:
             raise ValueError(f"the tree cannot grow to {frames} distinct nodes")
         tree.render(todo)
@@ -366,7 +383,7 @@ def adaptive_frames(tree: FrameTree, frames: int, max_step: float, easing: str =
             stop = "node budget"
             break
         todo, spent = [], tree.evaluations
-        for ins in tree.splits(selection, min(tree.batch_size, cap - len(tree.nodes)), min_width):
+        for ins in tree.together(tree.splits(selection, min(tree.batch_size, cap - len(tree.nodes)), min_width)):
             if spent + tree.cost([ins]) <= limit:
                 todo.append(ins)
                 spent += tree.cost([ins])
