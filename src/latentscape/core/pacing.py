@@ -167,6 +167,7 @@ def _bottleneck_path(cost: np.ndarray, allowed: np.ndarray, slots: np.ndarray, c
     in the selection node j may take (−1: any). None when no selection exists."""
     m = cost.shape[1]
     inf = np.inf
+    bound = inf  # phase 0 finds it, phase 1 keeps every step within it
     for phase in (0, 1):
         best = np.full(m, inf)
         best[0] = 0.0
