@@ -269,8 +269,7 @@ class FrameTree:
         points = frames + (1 if self.closed else 0)  # a closed path ends on keyframe 0 again
         keys = [i for i, n in enumerate(nodes) if float(n.u).is_integer()]
         if counts is None and easing != "linear":
-            lengths = [d for d in self._keyframe_lengths(nodes, keys)]
-            counts = allocate(lengths, interval_count(frames, self.closed))
+            counts = allocate(self._keyframe_lengths(nodes, keys), interval_count(frames, self.closed))
         slots = weights = None
         if counts is not None:
             starts = np.concatenate([[0], np.cumsum(counts)])
