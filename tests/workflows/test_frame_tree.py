@@ -96,3 +96,24 @@ def test_max_step_must_be_a_number_above_one(value):
     with pytest.raises(LatentscapeError, match="--max-step") as info:
         check_config(MorphConfig(keyframes=("a@1", "b@2"), pacing="adaptive", max_step=value))
     assert "\n" not in str(info.value)
+
+
+def test_a_resumed_adaptive_render_is_identical(sd, tmp_path):
+    """The tree is deterministic: interrupted while it grows, a resumed render delivers the same frames."""
+    from latentscape.workflows.morph import render_morph
+
+    class Stop(Exception):
+        pass
+
+    def stop(name, done, total):
+        if name == "tree" and done >= 4:
+            raise Stop
+
+    config = MorphConfig(keyframes=KEYFRAMES[:2], frames=7, steps=STEPS, seed=1, batch_size=3, pacing="adaptive")
+    full, part = tmp_path / "full.gif", tmp_path / "part.gif"
+    render_morph(sd, config, full)
+    with pytest.raises(Stop):
+        render_morph(sd, config, part, progress=stop)
+    assert not part.exists()
+    render_morph(sd, config, part, resume=True)
+    assert part.read_bytes() == full.read_bytes()

@@ -157,3 +157,112 @@ def lab_distance(x: torch.Tensor, y: torch.Tensor, scales: int = LAB_SCALES) -> 
         total += torch.linalg.vector_norm(lx - ly, dim=1).mean(dim=(1, 2))
         used += 1
     return total / used
+
+
+# --- choosing frames among measured candidates -------------------------------------------------------------
+def _bottleneck_path(cost: np.ndarray, allowed: np.ndarray, slots: np.ndarray, count: int) -> list[int] | None:
+    """Indices 0 = i_0 < ... < i_{count-1} = M − 1 with every step allowed that minimise the largest step cost
+    ``cost[t][i, j]`` (step t from node i to node j), then, among those within that bound, the sum of squared
+    step costs (so the steps below the bound are as even as they can be too). ``slots[j]``: the only place
+    in the selection node j may take (−1: any). None when no selection exists."""
+    m = cost.shape[1]
+    inf = np.inf
+    bound = inf  # phase 0 finds it, phase 1 keeps every step within it
+    for phase in (0, 1):
+        best = np.full(m, inf)
+        best[0] = 0.0
+        back = np.zeros((count, m), dtype=np.int64)
+        for t in range(1, count):
+            c = np.where(allowed, cost[t - 1], inf)
+            cand = np.maximum(best[:, None], c) if phase == 0 else best[:, None] + np.where(c <= bound, c * c, inf)
+            back[t] = np.argmin(cand, axis=0)
+            best = cand[back[t], np.arange(m)]
+            best[(slots >= 0) & (slots != t)] = inf
+        if not np.isfinite(best[m - 1]):
+            return None
+        if phase == 0:
+            bound = best[m - 1] * (1 + 1e-9)
+    path = [m - 1]
+    for t in range(count - 1, 0, -1):
+        path.append(int(back[t][path[-1]]))
+    return path[::-1]
+
+
+def select_frames(
+    distances: Sequence[np.ndarray],
+    count: int,
+    *,
+    forced: Sequence[int] = (),
+    slots: dict[int, int] | None = None,
+    weights: Sequence[float] | None = None,
+    iterations: int = 6,
+) -> tuple[list[int], float]:
+    """Choose ``count`` of M candidate frames (measured in order along a path) so that the steps between
+    the chosen ones are as even as possible by every distance at once.
+
+    ``distances``: one (M, M) matrix per distance, ``d[i, j]`` the distance from candidate i to a later
+    candidate j (``inf`` where not measured: that step is never taken). The first and last candidates are
+    always chosen, and so is every index in ``forced`` (keyframes); ``slots`` pins a candidate to its place
+    in the selection (frame-pinned keyframes). ``weights`` (``count − 1``, default all 1): each step's
+    share relative to the others (an easing's local speed).
+
+    The objective is the ratio every smoothness report shows: the largest step over the mean step,
+    taken per distance on the weight-normalised steps, and the worse of the distances. A selection's mean
+    depends on the selection, so this is found by fixed-point iteration: normalise each distance by a mean
+    step (first: its candidates' path length over ``count − 1``), find the selection minimising the largest
+    normalised step (ties: the smallest sum of squares, see :func:`_bottleneck_path`, exact dynamic
+    programming), re-normalise by that selection's own means, and keep the best selection seen. Returns the
+    chosen indices (increasing) and their ratio.
+    """
+    mats = [np.asarray(d, dtype=np.float64) for d in distances]
+    if not mats:
+        raise ValueError("select_frames needs at least one distance matrix")
+    m = mats[0].shape[0]
+    if any(d.shape != (m, m) for d in mats):
+        raise ValueError(f"every distance matrix must be {m} x {m}")
+    if not 2 <= count <= m:
+        raise ValueError(f"cannot choose {count} of {m} candidates (need 2 <= count <= candidates)")
+    w = np.ones(count - 1) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (count - 1,) or not (w > 0).all():
+        raise ValueError(f"weights must be {count - 1} positive numbers")
+    w = w / w.mean()
+    must = sorted({0, m - 1, *forced})
+    pins = np.full(m, -1)
+    pins[0], pins[m - 1] = 0, count - 1
+    for i, t in (slots or {}).items():
+        pins[i] = t
+    idx = np.arange(m)
+    # a step may not jump over a forced candidate
+    nxt = np.searchsorted(must, idx, side="right")  # the first forced index after i
+    limit = np.asarray(must + [m - 1])[np.minimum(nxt, len(must))]
+    allowed = (idx[None, :] > idx[:, None]) & (idx[None, :] <= limit[:, None])
+    finite = [np.where(allowed & np.isfinite(d), d, np.inf) for d in mats]
+    allowed &= np.logical_and.reduce([np.isfinite(d) for d in finite])
+    adjacent = [np.diag(d, 1) for d in finite]
+    means = [max(float(np.sum(a[np.isfinite(a)])), 1e-12) / (count - 1) for a in adjacent]
+
+    def ratio_of(path: list[int]) -> tuple[float, list[float]]:
+        worst, new_means = 0.0, []
+        for d in mats:
+            steps = np.array([d[a, b] for a, b in zip(path, path[1:])]) / w
+            mean = float(steps.mean())
+            new_means.append(max(mean, 1e-12))
+            worst = max(worst, float(steps.max() / mean) if mean > 0 else 1.0)
+        return worst, new_means
+
+    best: tuple[float, list[int]] | None = None
+    seen: set[tuple[int, ...]] = set()
+    for _ in range(iterations):
+        step_cost = np.maximum.reduce([d / mu for d, mu in zip(finite, means)])
+        cost = step_cost[None, :, :] / w[:, None, None]
+        path = _bottleneck_path(cost, allowed, pins, count)
+        if path is None:
+            raise ValueError(f"no selection of {count} candidates keeps the forced ones in their places")
+        if tuple(path) in seen:
+            break
+        seen.add(tuple(path))
+        ratio, means = ratio_of(path)
+        if best is None or ratio < best[0]:
+            best = (ratio, path)
+    assert best is not None
+    return best[1], best[0]

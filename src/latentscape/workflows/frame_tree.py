@@ -12,13 +12,15 @@ render) where neighbours differ as much as the keyframes, deeper where they are 
 starts above its parents' own start steps (they hold no latents there); when the wanted step is shallower
 than that, the frame is rendered in full instead.
 
-Delivery re-checks what it delivers: the ``frames`` frames are placed evenly in the tree's cumulative
-distance (linear between nodes), rendered as branches and *measured*. While their largest step is above
-``max_step`` times their mean (and the evaluation budget allows), the midpoint of each too-large delivered
-step is inserted — branched as deep as the parents allow where that step is already narrower than the
-tree's bisection limit (a jump that bisection cannot split is a cut in the full renders' trajectory; a
-deep branch from the latents on both sides of it crosses it gradually) — and the frames are re-placed on
-the denser tree. The best-measured set is delivered. Every delivered frame is a node of the tree.
+Delivery is a *selection*: the ``frames`` delivered frames are tree nodes, chosen by dynamic programming
+over the nodes' actual pairwise distances so that the largest step over the mean step is smallest by the
+pacing's distance and by the structural one (1 − SSIM) at once (keyframes always chosen; pinned keyframes
+at their frame numbers). Nothing is rendered at a position whose distances would then surprise: while the
+best selection's ratio is above ``max_step`` (and the evaluation budget allows), the tree's gaps that look
+largest against the selection's mean step are split and the frames chosen again. A gap narrower than the
+tree's bisection limit is branched as deep as its parents allow: a jump that bisection cannot split is a
+cut in the full renders' trajectory, and a deep branch from the latents on both sides of it crosses it
+gradually.
 
 Memory is bounded: a node stores its latents at each branch step from its own start on (latents, not
 images), and the tree never holds more than ``max_stored_latents`` of them: a node that would exceed the
@@ -46,21 +48,19 @@ import torch
 from PIL import Image
 
 from latentscape.core.interpolate import INTERPOLATORS
-from latentscape.core.pacing import repace
-from latentscape.core.paths import locate, segment_count
+from latentscape.core.pacing import allocate, select_frames
+from latentscape.core.paths import ease, interval_count, locate, segment_count
 from latentscape.models.family import Family
 from latentscape.samplers import make_scheduler
 from latentscape.sampling import StepCallback, StepState, start_index
 from latentscape.workflows.common import decode_images
-from latentscape.workflows.morph_pacing import pair_distances
+from latentscape.workflows.morph_pacing import STRUCTURAL, pair_distances
 from latentscape.workflows.morph_render import Anchors, RenderSettings, render_latents
 
-BRANCH_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # of the schedule: where branches may start
-DEPTH = 0.7  # the deepest start, as a fraction of the steps, for neighbours that look alike
+BRANCH_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # of the schedule: where branches may start
+DEPTH = 0.8  # the deepest start, as a fraction of the steps, for neighbours that look alike
 MAX_STORED_LATENTS = 256
-SNAP = 0.1  # a delivered frame within this fraction of a step of a tree node (in distance) is that node
-BUDGET = 1.0  # model evaluations per delivered frame, as a fraction of a full render, re-checks may bring it to
-ROUNDS = 4  # deliveries measured at most (the first one and up to three re-placements)
+BUDGET = 0.8  # model evaluations per delivered frame, as a fraction of a full render, growth may spend
 
 Progress = Callable[[str, int, int], None]
 
@@ -97,6 +97,7 @@ class FrameTree:
         if max_stored_latents < 0:
             raise ValueError(f"max_stored_latents must be >= 0, got {max_stored_latents}")
         self.model, self.anchors, self.settings, self.metric = model, anchors, settings, metric
+        self.metrics = [metric] + ([STRUCTURAL] if metric != STRUCTURAL else [])  # what selection evens out
         self.img2img, self.closed, self.batch_size = img2img, closed, batch_size
         self.max_stored_latents, self.depth = max_stored_latents, depth
         self.callback, self.progress = callback, progress
@@ -110,7 +111,7 @@ class FrameTree:
         self.evaluations = 0
         self.full_render_evaluations = 0  # measured on the keyframes' renders (heun: 2N - 1 evaluations)
         self.planned = 0  # frames the progress bar counts to
-        self._distances: dict[tuple[float, float], float] = {}
+        self._distances: dict[tuple[str, float, float], float] = {}
 
     # --- bookkeeping -----------------------------------------------------------------------------------
     @property
@@ -138,12 +139,13 @@ class FrameTree:
     def distance(self, a: Node, b: Node) -> float:
         return self.distances([(a, b)])[0]
 
-    def distances(self, pairs: Sequence[tuple[Node, Node]]) -> list[float]:
-        """Perceptual distances of node pairs (cached by their positions)."""
-        todo = [(a, b) for a, b in pairs if (a.u, b.u) not in self._distances]
-        for (a, b), d in zip(todo, pair_distances([(a.image, b.image) for a, b in todo], self.metric)):
-            self._distances[(a.u, b.u)] = d
-        return [self._distances[(a.u, b.u)] for a, b in pairs]
+    def distances(self, pairs: Sequence[tuple[Node, Node]], metric: str | None = None) -> list[float]:
+        """Distances of node pairs by ``metric`` (default: the pacing's), cached by their positions."""
+        metric = metric or self.metric
+        todo = [(a, b) for a, b in pairs if (metric, a.u, b.u) not in self._distances]
+        for (a, b), d in zip(todo, pair_distances([(a.image, b.image) for a, b in todo], metric)):
+            self._distances[(metric, a.u, b.u)] = d
+        return [self._distances[(metric, a.u, b.u)] for a, b in pairs]
 
     def segment_distance(self, u: float) -> float:
         """D: the distance between the two keyframes of the segment holding ``u``."""
@@ -237,126 +239,164 @@ class FrameTree:
 
     # --- growing and delivering ------------------------------------------------------------------------
     def seed(self) -> None:
-        """The keyframes in full (exact), then each segment's midpoint (a full render: it differs from
-        both keyframes as much as they differ from each other)."""
-        self.render([Insertion(float(k), self.first) for k in range(self.n_keyframes)])
-        self.full_render_evaluations = self.evaluations // self.n_keyframes
-        self.render([self.insertion(k + 0.5, *self.between(k + 0.5)) for k in range(self.segments)])
+        """The keyframes in full (exact) and, in the same batches, each segment's midpoint (a full render
+        too: it differs from both keyframes as much as they differ from each other, so no branch of theirs
+        would be shallow enough)."""
+        self.render([Insertion(float(k), self.first) for k in range(self.n_keyframes)]
+                    + [Insertion(k + 0.5, self.first) for k in range(self.segments)])
+        self.full_render_evaluations = self.evaluations // (self.n_keyframes + self.segments)
 
-    def grow(self, max_step: float, max_nodes: int, min_width: float, min_nodes: int = 0) -> str:
-        """Insert midpoints into the largest gaps until there are ``min_nodes`` nodes (so a jump cannot hide
-        between two even-looking coarse gaps) and the largest adjacent distance between nodes is at most
-        ``max_step`` times the mean, or ``max_nodes`` nodes. Gaps narrower than
-        ``min_width`` (in u) are not split: a jump that survives bisection down to there is a cut in the
-        model's own trajectory, which more frames cannot smooth. Returns why growth stopped."""
-        while True:
-            nodes = self.path_nodes()
-            gaps = self.distances(list(zip(nodes, nodes[1:])))
-            mean = float(np.mean(gaps))
-            dense = len(self.nodes) >= min_nodes
-            if dense and (mean <= 0 or max(gaps) <= max_step * mean):
-                return "even"
-            room = max_nodes - len(self.nodes)
-            if room <= 0:
-                return "node budget"
-            limit = max_step * mean if dense else -1.0
-            worst = sorted((i for i, g in enumerate(gaps) if g > limit), key=lambda i: -gaps[i])
-            wanted = min(room, self.batch_size) if dense else min(room, self.batch_size, min_nodes - len(self.nodes))
-            worst = [i for i in worst if nodes[i + 1].u - nodes[i].u >= 2 * min_width][:wanted]
-            if not worst:
-                return "cut"
-            self.render([self.insertion((nodes[i].u + nodes[i + 1].u) / 2, nodes[i], nodes[i + 1]) for i in worst])
+    def _matrices(self, nodes: Sequence[Node], window: int) -> list[np.ndarray]:
+        """(M, M) distances between nodes at most ``window`` apart in path order (inf beyond), by the
+        pacing's distance and by the structural one."""
+        m = len(nodes)
+        pairs = [(i, j) for i in range(m) for j in range(i + 1, min(m, i + window + 1))]
+        out = []
+        for metric in self.metrics:
+            d = np.full((m, m), np.inf)
+            for (i, j), v in zip(pairs, self.distances([(nodes[i], nodes[j]) for i, j in pairs], metric)):
+                d[i, j] = v
+            out.append(d)
+        return out
 
-    def place(self, frames: int, easing: str = "linear", counts: Sequence[int] | None = None, snap: float = SNAP) -> list[float]:
-        """``frames`` positions evenly spaced in the tree's cumulative distance (linear between nodes;
-        ``counts``: fixed gaps per segment, for frame-pinned keyframes). A position within ``snap`` of a
-        frame step (in distance) from a node is that node."""
+    def select(self, frames: int, easing: str = "linear", counts: Sequence[int] | None = None) -> Selection:
+        """Choose ``frames`` of the tree's nodes whose steps are as even as possible by both distances
+        (:func:`~latentscape.core.pacing.select_frames` over the nodes' actual pairwise distances):
+        keyframes always chosen, at their frame numbers where ``counts`` pins them; with an easing, each
+        segment's steps follow its local speed (segments sharing the frames by their length as
+        :func:`~latentscape.core.pacing.allocate` does)."""
         nodes = self.path_nodes()
-        us = [n.u for n in nodes]
+        points = frames + (1 if self.closed else 0)  # a closed path ends on keyframe 0 again
+        keys = [i for i, n in enumerate(nodes) if float(n.u).is_integer()]
+        if counts is None and easing != "linear":
+            counts = allocate(self._keyframe_lengths(nodes, keys), interval_count(frames, self.closed))
+        slots = weights = None
+        if counts is not None:
+            starts = np.concatenate([[0], np.cumsum(counts)])
+            slots = {i: int(starts[k]) for k, i in enumerate(keys)}
+            weights = [ease((j + 1) / c, easing) - ease(j / c, easing) for c in counts for j in range(c)]
+        # pairs measured: those a few mean strides apart (each segment's own stride where its gaps are fixed)
+        window = max(4, 3 * int(np.ceil((len(nodes) - 1) / max(points - 1, 1))))
+        if counts is not None:
+            ends = keys + ([len(nodes) - 1] if self.closed else [])
+            window = max([window] + [3 * int(np.ceil((b - a) / c)) for a, b, c in zip(ends, ends[1:], counts)])
+        chosen, ratio = select_frames(self._matrices(nodes, window), points, forced=keys, slots=slots, weights=weights)
+        positions = [nodes[i].u for i in chosen][:frames]
+        return Selection(positions, ratio, [(nodes[a], nodes[b]) for a, b in zip(chosen, chosen[1:])])
+
+    def together(self, insertions: Sequence[Insertion]) -> list[Insertion]:
+        """The same insertions with the branches deeper than their median start moved up to it where their
+        parents allow: one batch for most instead of one per start step (a small batch costs nearly as much
+        time as a full one on a CPU); the shallower ones keep their start (a wide gap needs it)."""
+        branches = [ins for ins in insertions if ins.left is not None]
+        if not branches:
+            return list(insertions)
+        common = sorted(ins.start for ins in branches)[len(branches) // 2]  # the median: deeper ones join it
+        out = []
+        for ins in insertions:
+            if (ins.left is not None and ins.start > common and common >= max(ins.left.start, ins.right.start)
+                    and common in ins.left.latents and common in ins.right.latents):
+                ins = Insertion(ins.u, common, ins.left, ins.right)
+            out.append(ins)
+        return out
+
+    def short_segments(self, frames: int, counts: Sequence[int] | None = None) -> dict[int, int]:
+        """Segments holding too few nodes for a selection of ``frames`` (each pinned segment its ``counts``
+        gaps; otherwise the path as many nodes as frames), and how many nodes each lacks."""
+        nodes = self.path_nodes()
+        if counts is None:
+            missing = frames + (1 if self.closed else 0) - len(nodes)
+            return {k: missing for k in range(self.segments)} if missing > 0 else {}
+        have = [sum(1 for n in nodes if k < n.u < k + 1) for k in range(self.segments)]
+        return {k: c - 1 - h for k, (c, h) in enumerate(zip(counts, have)) if h < c - 1}
+
+    def _keyframe_lengths(self, nodes: Sequence[Node], keys: Sequence[int]) -> list[float]:
         gaps = self.distances(list(zip(nodes, nodes[1:])))
-        measured = us[:-1] if self.closed else us
-        positions = repace(measured, gaps, self.n_keyframes, self.closed, easing, frames=frames, counts=counts)
-        arc = np.concatenate([[0.0], np.cumsum(gaps)])
-        at = np.interp(positions, us, arc)
-        targets_arc = list(at) + ([arc[-1]] if self.closed else [])
-        used: set[float] = set()
-        chosen: list[float] = []
-        for j, (u, a) in enumerate(zip(positions, at)):
-            spacing = min(abs(targets_arc[j + 1] - a) if j + 1 < len(targets_arc) else np.inf,
-                          abs(a - targets_arc[j - 1]) if j > 0 else np.inf)
-            near = int(np.argmin(np.abs(arc - a)))
-            if self.node_at(u) is not None:
-                chosen.append(u)
-            elif (abs(arc[near] - a) <= snap * spacing and us[near] not in used and not float(us[near]).is_integer()
-                  and (not chosen or us[near] > chosen[-1])):  # keyframes stay where the pacing put them
-                chosen.append(us[near])
-            else:
-                chosen.append(u)
-            used.add(chosen[-1])
-        return chosen
+        return [float(sum(gaps[a:b])) for a, b in zip(keys, keys[1:])]
 
-    def steps_of(self, chosen: Sequence[float]) -> list[float]:
-        """Adjacent distances of the rendered frames at ``chosen`` (closed paths: back to the first too)."""
-        nodes = [self.node_at(u) for u in chosen]
-        if self.closed:
-            nodes.append(self.path_nodes()[-1])
-        return self.distances(list(zip(nodes, nodes[1:])))
+    def splits(self, selection: Selection, wanted: int, min_width: float, segments: set[int] | None = None) -> list[Insertion]:
+        """Where to grow next: the tree's adjacent gaps that look largest relative to the selection's mean
+        steps (the worse of both distances), those above a mean step or within half the largest one,
+        ``wanted`` frames at most.
+        A gap is split at its midpoint; a gap narrower than ``2·min_width`` (a jump that survived bisection
+        down to there: a cut in the full renders' trajectory) is crossed instead by as many branches as it
+        is mean steps wide, evenly spaced and as deep as the parents allow, from the latents on both sides
+        (latentblending's way: the mix of two late latents changes gradually). Gaps narrower than a float's
+        resolution are not split; ``segments``: only gaps within these segments."""
+        nodes = self.path_nodes()
+        adjacent = list(zip(nodes, nodes[1:]))
+        scale = [max(float(np.mean(self.distances(selection.steps, m))), 1e-12) for m in self.metrics]
+        size = np.maximum.reduce([np.asarray(self.distances(adjacent, m)) / s for m, s in zip(self.metrics, scale)])
+        out: list[Insertion] = []
+        for i in np.argsort(-size, kind="stable"):
+            a, b = adjacent[i]
+            if b.u - a.u < 1e-6 or size[i] <= 0 or (out and size[i] < min(0.5 * size.max(), 1.0)):
+                continue
+            if segments is not None and int(np.floor(a.u)) not in segments:
+                continue
+            deep = b.u - a.u < 2 * min_width
+            pieces = min(int(np.ceil(size[i])), wanted - len(out) + 1, 8) if deep else 2
+            for p in range(1, max(pieces, 2)):
+                u = a.u + (b.u - a.u) * p / max(pieces, 2)
+                out.append(self.insertion(u, *self.between(u, parents=True), deep=deep))
+            if len(out) >= wanted:
+                break
+        return out[:wanted]
 
-    def deliver(self, frames: int, easing: str = "linear", counts: Sequence[int] | None = None, *,
-                max_step: float | None = None, max_evaluations: float = float("inf"), min_width: float = 0.0,
-                rounds: int = ROUNDS) -> tuple[list[float], list[Image.Image]]:
-        """``frames`` frames evenly spaced in perceptual distance along the tree (see :meth:`place`), the
-        missing ones rendered as branches (and kept as nodes). With ``max_step``, the delivered frames are
-        measured and, while their largest step exceeds ``max_step`` times the mean and ``max_evaluations``
-        allow, the too-large steps are split (deep branches where a step is narrower than ``2·min_width``)
-        and the frames re-placed, ``rounds`` times at most; the best-measured set is returned."""
-        best: tuple[float, list[float]] | None = None
-        for round_ in range(rounds):
-            chosen = self.place(frames, easing, counts)
-            missing = [self.insertion(u, *self.between(u, parents=True)) for u in chosen if self.node_at(u) is None]
-            if best is not None and self.evaluations + self.cost(missing) > max_evaluations:
-                break
-            self.planned = len(missing)
-            self.render(missing, stage="in-between")
-            gaps = self.steps_of(chosen)
-            mean = float(np.mean(gaps))
-            ratio = max(gaps) / mean if mean > 0 else 1.0
-            if best is None or ratio < best[0]:
-                best = (ratio, chosen)
-            if max_step is None or ratio <= max_step or round_ == rounds - 1:
-                break
-            ends = chosen + ([self._end()] if self.closed else [])
-            worst = sorted((i for i, g in enumerate(gaps) if g > max_step * mean), key=lambda i: -gaps[i])
-            splits = []
-            for i in worst[:self.batch_size]:
-                a, b = ends[i], ends[i + 1]
-                if self.node_at((a + b) / 2) is None:
-                    splits.append(self.insertion((a + b) / 2, *self.between((a + b) / 2, parents=True), deep=b - a < 2 * min_width))
-            if not splits or self.evaluations + self.cost(splits) > max_evaluations:
-                break
-            self.render(splits)
-        assert best is not None
-        chosen = best[1]
-        return chosen, [self.node_at(u).image for u in chosen]
+
+@dataclass(frozen=True)
+class Selection:
+    positions: list[float]  # the chosen nodes' path positions, in order
+    ratio: float  # their largest step over the mean step, the worse of both distances
+    steps: list[tuple[Node, Node]]  # the chosen steps (closed paths: back to keyframe 0 too)
 
 
 def adaptive_frames(tree: FrameTree, frames: int, max_step: float, easing: str = "linear",
                     max_nodes: int | None = None, counts: Sequence[int] | None = None,
                     budget: float = BUDGET) -> tuple[list[float], list[Image.Image], str]:
-    """Grow ``tree`` until its steps are even within ``max_step`` (or a budget), then deliver ``frames``
-    frames evenly spaced in perceptual distance (within each segment's ``counts`` gaps when keyframes are
-    pinned to frames), re-placed on a denser tree while their own largest step exceeds ``max_step``.
-    ``budget``: model evaluations per delivered frame, as a fraction of a full render, up to which the
-    re-checks may spend (growth and the first delivery always complete; the default 1.0 keeps adaptive
-    pacing no costlier than a uniform render). Returns positions, images and why
-    growth stopped."""
-    tree.planned = max_nodes if max_nodes is not None else frames
+    """Grow ``tree`` and deliver ``frames`` of its nodes whose steps are even within ``max_step`` by the
+    pacing's distance and the structural one (see :meth:`FrameTree.select`; within each segment's
+    ``counts`` gaps when keyframes are pinned to frames). Growth first renders as many nodes as frames
+    (always, so there is something to deliver), then, while the best selection's largest step exceeds
+    ``max_step`` times its mean, splits the tree's largest gaps (``batch_size`` at a time) as long as
+    the model evaluations stay within ``budget`` full renders per delivered frame (and the tree within
+    ``max_nodes`` nodes). Every delivered frame is a node: nothing is rendered at a position whose
+    distances are not known. Returns positions, images and why growth stopped ("even", "budget",
+    "node budget" or "cut": no gap left to split)."""
+    cap = max_nodes if max_nodes is not None else 4 * frames
+    tree.planned = 2 * frames
     tree.seed()
     limit = budget * frames * tree.full_render_evaluations
     min_width = 1.0 / (4 * max(frames - 1, 1))  # a quarter of a uniform frame step
-    stop = tree.grow(max_step, max_nodes if max_nodes is not None else frames, min_width, min_nodes=frames // 2)
-    positions, images = tree.deliver(frames, easing, counts, max_step=max_step, max_evaluations=limit, min_width=min_width)
-    return positions, images, stop
+    while short := tree.short_segments(frames, counts):  # enough nodes to choose from, whatever the budget
+        todo = tree.together(tree.splits(_even(tree), min(sum(short.values()), tree.batch_size), min_width, set(short)))
+        if not todo:
+            raise ValueError(f"the tree cannot grow to {frames} distinct nodes")
+        tree.render(todo)
+    while True:
+        selection = tree.select(frames, easing, counts)
+        if selection.ratio <= max_step:
+            stop = "even"
+            break
+        if len(tree.nodes) >= cap:
+            stop = "node budget"
+            break
+        todo, spent = [], tree.evaluations
+        for ins in tree.together(tree.splits(selection, min(tree.batch_size, cap - len(tree.nodes)), min_width)):
+            if spent + tree.cost([ins]) <= limit:
+                todo.append(ins)
+                spent += tree.cost([ins])
+        if not todo:
+            stop = "budget" if tree.splits(selection, 1, min_width) else "cut"
+            break
+        tree.render(todo)
+    return selection.positions, [tree.node_at(u).image for u in selection.positions], stop
+
+
+def _even(tree: FrameTree) -> Selection:
+    """The tree's own adjacent steps as a stand-in selection (for sizing gaps before there is one)."""
+    nodes = tree.path_nodes()
+    return Selection([n.u for n in nodes], float("inf"), list(zip(nodes, nodes[1:])))
 
 
 class CountingCallback:
