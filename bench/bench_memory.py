@@ -9,8 +9,9 @@ SD-architecture model built in code (tests/tiny_models.py: random weights, a 4-c
 so a 512x512 frame is a 64x64 latent) at ``--steps`` steps, written by ``render_morph`` as a GIF with its
 frames folder, like ``latentscape morph ... -o morph.gif``. The peak is the process's maximum resident set
 size (``resource.getrusage``, which covers everything: torch, the model, frames, the video writer).
-Prints each peak, its part above the loaded model, and the ratio of the largest to the smallest render
-(target: within 1.2x).
+Prints each peak, its part above the loaded model, the peak by the time the last frame is on disk (what
+rendering took; the rest is the distance pass, the video and the manifest), and the ratio of the largest to
+the smallest render (target: within 1.2x).
 """
 
 from __future__ import annotations
@@ -46,10 +47,16 @@ def child(frames: int, size: int, steps: int, fmt: str) -> dict:
         config = MorphConfig(keyframes=("a cat", "a dog"), frames=frames, seed=0, steps=steps, width=size, height=size)
         render_morph(model, MorphConfig(**{**config.__dict__, "frames": 2}), Path(tmp) / f"warm.{fmt}")  # warm-up
         loaded = peak()
+        rendering = [loaded]  # the peak when the last frame is on disk: before distances, video and sheet
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "final" and done == total:
+                rendering.append(peak())
+
         start = time.perf_counter()
-        render_morph(model, config, Path(tmp) / f"morph.{fmt}")
+        render_morph(model, config, Path(tmp) / f"morph.{fmt}", progress=progress)
         seconds = time.perf_counter() - start
-    return {"frames": frames, "loaded_mib": loaded, "peak_mib": peak(), "seconds": seconds}
+    return {"frames": frames, "loaded_mib": loaded, "rendering_mib": rendering[-1], "peak_mib": peak(), "seconds": seconds}
 
 
 def measure(frames: int, size: int, steps: int, fmt: str, src: str | None) -> dict:
@@ -82,7 +89,7 @@ def main(argv: list[str] | None = None) -> list[str]:
         r = measure(n, args.size, args.steps, args.format, args.src)
         results.append(r)
         lines.append(f"  {n:5d} frames  peak {r['peak_mib']:7.1f} MiB  ({r['peak_mib'] - r['loaded_mib']:+7.1f} MiB over "
-                     f"the loaded model)  {r['seconds']:6.1f} s")
+                     f"the loaded model; {r['rendering_mib']:7.1f} MiB by the last frame)  {r['seconds']:6.1f} s")
     low, high = min(results, key=lambda r: r["frames"]), max(results, key=lambda r: r["frames"])
     ratio = high["peak_mib"] / low["peak_mib"]
     lines.append(f"  ratio {high['frames']} / {low['frames']} frames: {ratio:.3f}x "

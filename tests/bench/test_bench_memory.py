@@ -19,5 +19,7 @@ def test_memory_bench_reports_peaks_and_their_ratio(monkeypatch):
     assert text.startswith("morph peak memory: 32x32, 1 steps")
     peaks = [float(p) for p in re.findall(r"^\s+\d+ frames\s+peak\s+([\d.]+) MiB", text, re.M)]
     assert len(peaks) == 2 and all(p > 50 for p in peaks)  # a process with torch loaded
+    rendering = [float(p) for p in re.findall(r"([\d.]+) MiB by the last frame", text)]
+    assert len(rendering) == 2 and all(50 < r <= p for r, p in zip(rendering, peaks))  # a peak so far
     ratio = float(re.search(r"ratio 5 / 2 frames: ([\d.]+)x", text).group(1))
     assert abs(ratio - peaks[1] / peaks[0]) < 1e-3

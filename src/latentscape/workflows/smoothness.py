@@ -14,15 +14,17 @@ import torch
 from PIL import Image
 
 from latentscape.core.smoothness import SmoothnessReport, step_stats
+from latentscape.io.memory import large_blocks_unmapped
 from latentscape.workflows.morph_pacing import METRICS, STRUCTURAL, resolve_distance
 
 MIN_FRAMES = 3  # two adjacent steps: the least that can be uneven
 CHUNK = 8  # frames converted and measured at once
 
 
-def _tensor(images: Sequence[Image.Image]) -> torch.Tensor:
-    """(B, 3, H, W) float32 in [0, 1] from 8-bit RGB images."""
-    arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images]) / np.float32(255)
+def _tensor(pixels: Sequence[np.ndarray]) -> torch.Tensor:
+    """(B, 3, H, W) float32 in [0, 1] from (H, W, 3) 8-bit frames, made as one float buffer (divided in place)."""
+    arr = np.stack(pixels).astype(np.float32)
+    arr /= np.float32(255)
     return torch.from_numpy(arr).permute(0, 3, 1, 2)
 
 
@@ -42,22 +44,27 @@ def adjacent_distances(frames: Iterable[Image.Image], metrics: Sequence[str], cl
     """Distance from each frame to the next by every one of ``metrics`` (closed: and from the last back to
     the first), in one pass over ``frames`` (any iterable: a list, frame files read lazily, a decoder).
 
-    Holds ``chunk`` frames plus the previous chunk's last (and, closed, the first) frame at a time."""
+    Holds ``chunk`` frames plus the previous chunk's last (and, closed, the first) frame at a time, and
+    returns each chunk's temporaries to the OS (:func:`~latentscape.io.memory.large_blocks_unmapped`), so
+    the peak does not grow with the frame count."""
     out: dict[str, list[float]] = {m: [] for m in metrics}
-    first = last = None
+    first = last = None  # the first frame's and the latest frame's 8-bit pixels
     count = 0
-    for images in _chunks(frames, chunk):
-        count += len(images)
-        batch = _tensor(images)
-        first = batch[:1] if first is None else first
-        run = batch if last is None else torch.cat([last, batch])
-        if run.shape[0] > 1:
+    with large_blocks_unmapped():  # every chunk's temporaries go back to the OS: the peak is one chunk's
+        for images in _chunks(frames, chunk):
+            count += len(images)
+            pixels = [np.asarray(im.convert("RGB")) for im in images]
+            first = pixels[0] if first is None else first
+            run = _tensor(pixels if last is None else [last, *pixels])  # led by the previous chunk's last frame
+            last = pixels[-1]
+            del images, pixels  # only the float run is held while the metrics run
+            if run.shape[0] > 1:
+                for m in metrics:
+                    out[m] += METRICS[m](run[:-1], run[1:]).tolist()
+            del run  # gone before the next chunk is read
+        if closed and count >= 2:
             for m in metrics:
-                out[m] += METRICS[m](run[:-1], run[1:]).tolist()
-        last = batch[-1:]
-    if closed and count >= 2:
-        for m in metrics:
-            out[m] += METRICS[m](last, first).tolist()
+                out[m] += METRICS[m](_tensor([last]), _tensor([first])).tolist()
     return out
 
 
