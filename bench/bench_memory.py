@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET = 1.2
 
 
-def child(frames: int, size: int, steps: int, fmt: str) -> dict:
+def child(frames: int, size: int, steps: int, fmt: str, batch: int | None = None) -> dict:
     """One render in this process; returns its peak RSS (MiB) before and after the render, and its time."""
     import resource
 
@@ -45,6 +45,8 @@ def child(frames: int, size: int, steps: int, fmt: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         model = latentscape.load(str(make_sd(Path(tmp) / "sd")))
         config = MorphConfig(keyframes=("a cat", "a dog"), frames=frames, seed=0, steps=steps, width=size, height=size)
+        if batch is not None:
+            config = MorphConfig(**{**config.__dict__, "batch_size": batch})
         render_morph(model, MorphConfig(**{**config.__dict__, "frames": 2}), Path(tmp) / f"warm.{fmt}")  # warm-up
         loaded = peak()
         rendering = [loaded]  # the peak when the last frame is on disk: before distances, video and sheet
@@ -56,14 +58,16 @@ def child(frames: int, size: int, steps: int, fmt: str) -> dict:
         start = time.perf_counter()
         render_morph(model, config, Path(tmp) / f"morph.{fmt}", progress=progress)
         seconds = time.perf_counter() - start
-    return {"frames": frames, "loaded_mib": loaded, "rendering_mib": rendering[-1], "peak_mib": peak(), "seconds": seconds}
+    return {"frames": frames, "batch_size": config.batch_size, "loaded_mib": loaded, "rendering_mib": rendering[-1], "peak_mib": peak(), "seconds": seconds}
 
 
-def measure(frames: int, size: int, steps: int, fmt: str, src: str | None) -> dict:
+def measure(frames: int, size: int, steps: int, fmt: str, src: str | None, batch: int | None = None) -> dict:
     env = dict(os.environ)
     if src:
         env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [sys.executable, __file__, "--child", str(frames), "--size", str(size), "--steps", str(steps), "--format", fmt]
+    if batch is not None:
+        cmd += ["--batch-size", str(batch)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the {frames}-frame render failed:\n{done.stderr[-2000:]}")
@@ -76,17 +80,20 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--format", default="gif", choices=("gif", "webp", "mp4"))
+    parser.add_argument("--batch-size", type=int, help="frames per forward pass for every render (default: morph's "
+                        "default, 24; a render of fewer frames then runs one smaller batch, which peaks lower)")
     parser.add_argument("--src", help="a checkout's src/ folder to measure instead of this one")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(child(args.child, args.size, args.steps, args.format)))
+        print(json.dumps(child(args.child, args.size, args.steps, args.format, args.batch_size)))
         return []
     lines = [f"morph peak memory: {args.size}x{args.size}, {args.steps} steps, tiny SD model, .{args.format}"
+             + (f", batch size {args.batch_size}" if args.batch_size else "")
              + (f", code from {args.src}" if args.src else "")]
     results = []
     for n in args.frames:
-        r = measure(n, args.size, args.steps, args.format, args.src)
+        r = measure(n, args.size, args.steps, args.format, args.src, args.batch_size)
         results.append(r)
         lines.append(f"  {n:5d} frames  peak {r['peak_mib']:7.1f} MiB  ({r['peak_mib'] - r['loaded_mib']:+7.1f} MiB over "
                      f"the loaded model; {r['rendering_mib']:7.1f} MiB by the last frame)  {r['seconds']:6.1f} s")
