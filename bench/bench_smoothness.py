@@ -20,6 +20,7 @@ so a burst of outside load on a shared box does not always land on the same one;
 
     nice -n 5 python bench/bench_smoothness.py                # all 24 pairs, 16 frames, 25 steps
     python bench/bench_smoothness.py --pairs 4 --steps 12     # a quick look
+    python bench/bench_smoothness.py --modes uniform,adaptive # two of the three
 """
 
 from __future__ import annotations
@@ -163,8 +164,12 @@ def main(argv=None) -> int:
     p.add_argument("--max-step", type=float, default=1.5)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated pacing modes to compare (default: all three)")
     p.add_argument("--json", default=None, help="also write rows and summary here")
     args = p.parse_args(argv)
+    modes = tuple(m for m in MODES if m in args.modes.split(","))
+    if not modes or set(args.modes.split(",")) - set(MODES):
+        p.error(f"--modes takes a comma-separated subset of {', '.join(MODES)}, got {args.modes!r}")
 
     import torch
 
@@ -174,7 +179,7 @@ def main(argv=None) -> int:
     model = latentscape.load()
     rows = []
     for i, pair in enumerate(PAIRS[: args.pairs]):
-        for mode in MODES[i % len(MODES):] + MODES[:i % len(MODES)]:  # rotated: load bursts spread over methods
+        for mode in modes[i % len(modes):] + modes[:i % len(modes)]:  # rotated: load bursts spread over methods
             rows.append(run_pair(model, pair, mode, args))
             r = rows[-1]
             print(f"pair {i} {mode}: lab {r['perceptual']['max_over_mean']:.2f} ssim {r['ssim']['max_over_mean']:.2f} "

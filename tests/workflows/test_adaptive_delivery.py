@@ -126,9 +126,10 @@ def test_pinned_keyframes_stay_on_their_frames_and_eased_steps_follow_the_easing
 
 
 def test_a_closed_path_delivers_a_loop(sd):
-    """Two cuts (there and back) for 12 frames at 10 steps: the loop's mechanics, at 2 full renders a frame."""
+    """Two cuts (there and back) for 12 frames at 10 steps: the loop's mechanics, at 2 full renders a frame
+    (and twice a uniform render's time)."""
     tree = _tree(sd, closed=True)
-    positions, images, _ = adaptive_frames(tree, 12, 1.5, budget=2.0)
+    positions, images, _ = adaptive_frames(tree, 12, 1.5, budget=2.0, wall=2.0)
     assert len(images) == 12 and positions[0] == 0.0 and 1.0 in positions and max(positions) < 2.0
     assert positions == sorted(positions) and len(set(positions)) == 12
     ratios = _ratios(tree, positions)  # including the step from the last frame back to the first

@@ -57,10 +57,16 @@ from latentscape.workflows.common import decode_images
 from latentscape.workflows.morph_pacing import STRUCTURAL, pair_distances
 from latentscape.workflows.morph_render import Anchors, RenderSettings, render_latents
 
-BRANCH_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # of the schedule: where branches may start
+BRANCH_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # of the schedule: where branches may start
 DEPTH = 0.8  # the deepest start, as a fraction of the steps, for neighbours that look alike
+CUT_DEPTH = 0.9  # the start of branches across a cut (a jump bisection could not split): nearly a cross-fade
 MAX_STORED_LATENTS = 256
 BUDGET = 0.8  # model evaluations per delivered frame, as a fraction of a full render, growth may spend
+WALL = 1.0  # estimated time growth may spend, as a fraction of a uniform render's (same frames, same batch size)
+CALL_COST = 6.0  # a denoiser call's fixed cost, in per-item evaluations: the embedded model on 2 CPU cores
+# takes ~55 ms + 9 ms per item (CFG pair) per call, so a small batch costs nearly what a full one does
+DECODE_COST = 6.0  # decoding one frame's latents, in per-item evaluations (~55 ms there too)
+SPLIT_BELOW = 0.75  # gaps whose pieces are this many mean steps wide or less are not split further
 
 Progress = Callable[[str, int, int], None]
 
@@ -109,6 +115,8 @@ class FrameTree:
         self.branch_steps = sorted({round(f * steps) for f in BRANCH_FRACTIONS} - {0} & set(range(self.first + 1, steps)))
         self.nodes: list[Node] = []
         self.evaluations = 0
+        self.time_spent = 0.0  # estimated, in per-item evaluations (see time_cost)
+        self.last_start = 0  # the deepest start step a round of branches has used so far
         self.full_render_evaluations = 0  # measured on the keyframes' renders (heun: 2N - 1 evaluations)
         self.planned = 0  # frames the progress bar counts to
         self._distances: dict[tuple[str, float, float], float] = {}
@@ -153,37 +161,56 @@ class FrameTree:
         return self.distance(self.node_at(float(k)), self.node_at(float(k + 1)))
 
     # --- choosing where a branch starts ----------------------------------------------------------------
-    def insertion(self, u: float, left: Node, right: Node, deep: bool = False) -> Insertion:
-        """How to render a frame at ``u`` between ``left`` and ``right``: from step k of their latents
-        (``deep``: as deep as ``depth`` allows, whatever their distance)."""
-        d, big = self.distance(left, right), self.segment_distance(u)
-        closeness = 1.0 if deep else 1.0 - min(d / big, 1.0) if big > 0 else 1.0
-        wanted = self.first + self.depth * closeness**0.5 * (self.settings.steps - self.first)
-        lowest = max(left.start, right.start)
-        usable = [s for s in self.branch_steps if lowest <= s <= wanted and s in left.latents and s in right.latents]
-        if not usable:
-            return Insertion(u, self.first)  # shallower than the parents allow: a full render
-        return Insertion(u, max(usable), left, right)
+    def wanted_start(self, gap: float, deep: bool = False) -> int:
+        """The step a frame between two nodes ``gap`` mean steps apart would start from: deep (``depth`` of
+        the schedule) where they are one mean step apart or less, shallower as the gap widens
+        (``depth·(1/gap)^¼``), snapped down to a branch step; ``deep`` (across a cut): ``CUT_DEPTH``."""
+        closeness = 1.0 if gap <= 1.0 else 1.0 / gap
+        depth = max(self.depth, CUT_DEPTH) if deep else self.depth * closeness**0.25
+        wanted = self.first + depth * (self.settings.steps - self.first)
+        usable = [s for s in self.branch_steps if s <= wanted]
+        return max(usable) if usable else self.first
 
-    def between(self, u: float, parents: bool = False) -> tuple[Node, Node]:
-        """The nodes either side of ``u`` (``parents``: the nearest ones holding latents, where there are)."""
+    def parents_at(self, u: float, step: int) -> tuple[Node, Node] | None:
+        """The nearest nodes either side of ``u`` that hold latents at ``step`` (None where a side has none)."""
         nodes = self.path_nodes()
         i = int(np.searchsorted([n.u for n in nodes], u, side="right"))
-        if not parents:
-            return nodes[i - 1], nodes[i]
-        left = next((n for n in reversed(nodes[:i]) if n.latents), nodes[i - 1])
-        right = next((n for n in nodes[i:] if n.latents), nodes[i])
-        return left, right
+        left = next((n for n in reversed(nodes[:i]) if step in n.latents and n.u < u), None)
+        right = next((n for n in nodes[i:] if step in n.latents and n.u > u), None)
+        return (left, right) if left is not None and right is not None else None
+
+    def at_step(self, u: float, step: int) -> Insertion:
+        """A frame at ``u`` branched at ``step`` from the nearest nodes holding latents there; a full render
+        where there are none (the memory bound, or a step shallower than every branch step)."""
+        parents = self.parents_at(u, step) if step > self.first else None
+        return Insertion(u, step, *parents) if parents is not None else Insertion(u, self.first)
+
+    def lane_calls(self, start: int) -> float:
+        """Denoiser calls of one batch started at ``start`` (a full render's calls, per remaining step)."""
+        span = self.settings.steps - self.first
+        return self.full_render_evaluations * (self.settings.steps - start) / span
 
     def cost(self, insertions: Sequence[Insertion]) -> float:
         """Model evaluations the insertions will take (a full render's share per remaining step)."""
-        span = self.settings.steps - self.first
-        return sum(self.full_render_evaluations * (self.settings.steps - ins.start) / span for ins in insertions)
+        return sum(self.lane_calls(ins.start) for ins in insertions)
+
+    def time_cost(self, insertions: Sequence[Insertion]) -> float:
+        """Estimated time of rendering the insertions, in per-item evaluations: each batch's calls cost
+        ``CALL_COST`` plus one per item (grouped by start step and ``batch_size`` as :meth:`render` does),
+        and each frame's decode ``DECODE_COST``."""
+        total = DECODE_COST * len(insertions)
+        for start in {ins.start for ins in insertions}:
+            n = sum(1 for ins in insertions if ins.start == start)
+            for c in range(0, n, self.batch_size):
+                total += self.lane_calls(start) * (CALL_COST + min(self.batch_size, n - c))
+        return total
 
     # --- rendering -------------------------------------------------------------------------------------
     def render(self, insertions: Sequence[Insertion], *, store: bool = True, stage: str = "tree") -> list[Node]:
         """Render the insertions (grouped by start step, ``batch_size`` at a time); ``store`` keeps them in
         the tree with their latents at the branch steps. Returns the new nodes in the given order."""
+        self.time_spent += self.time_cost(insertions)
+        self.last_start = max([self.last_start] + [ins.start for ins in insertions if ins.left is not None])
         out: dict[int, Node] = {}
         order = sorted(range(len(insertions)), key=lambda i: (insertions[i].start, insertions[i].u))
         done = 0
@@ -284,22 +311,6 @@ class FrameTree:
         positions = [nodes[i].u for i in chosen][:frames]
         return Selection(positions, ratio, [(nodes[a], nodes[b]) for a, b in zip(chosen, chosen[1:])])
 
-    def together(self, insertions: Sequence[Insertion]) -> list[Insertion]:
-        """The same insertions with the branches deeper than their median start moved up to it where their
-        parents allow: one batch for most instead of one per start step (a small batch costs nearly as much
-        time as a full one on a CPU); the shallower ones keep their start (a wide gap needs it)."""
-        branches = [ins for ins in insertions if ins.left is not None]
-        if not branches:
-            return list(insertions)
-        common = sorted(ins.start for ins in branches)[len(branches) // 2]  # the median: deeper ones join it
-        out = []
-        for ins in insertions:
-            if (ins.left is not None and ins.start > common and common >= max(ins.left.start, ins.right.start)
-                    and common in ins.left.latents and common in ins.right.latents):
-                ins = Insertion(ins.u, common, ins.left, ins.right)
-            out.append(ins)
-        return out
-
     def short_segments(self, frames: int, counts: Sequence[int] | None = None) -> dict[int, int]:
         """Segments holding too few nodes for a selection of ``frames`` (each pinned segment its ``counts``
         gaps; otherwise the path as many nodes as frames), and how many nodes each lacks."""
@@ -314,34 +325,62 @@ class FrameTree:
         gaps = self.distances(list(zip(nodes, nodes[1:])))
         return [float(sum(gaps[a:b])) for a, b in zip(keys, keys[1:])]
 
-    def splits(self, selection: Selection, wanted: int, min_width: float, segments: set[int] | None = None) -> list[Insertion]:
-        """Where to grow next: the tree's adjacent gaps that look largest relative to the selection's mean
-        steps (the worse of both distances), those above a mean step or within half the largest one,
-        ``wanted`` frames at most.
-        A gap is split at its midpoint; a gap narrower than ``2·min_width`` (a jump that survived bisection
-        down to there: a cut in the full renders' trajectory) is crossed instead by as many branches as it
-        is mean steps wide, evenly spaced and as deep as the parents allow, from the latents on both sides
-        (latentblending's way: the mix of two late latents changes gradually). Gaps narrower than a float's
-        resolution are not split; ``segments``: only gaps within these segments."""
+    def next_round(self, frames: int, wanted: int, min_width: float, segments: set[int] | None = None,
+                   need: int = 1, deeper: int = 0) -> list[Insertion]:
+        """The next batch of frames to grow: up to ``wanted`` of them, all started at one step.
+
+        The tree's adjacent gaps are measured in mean steps of a delivery of ``frames`` frames (each
+        distance's path length over the frames' gaps; the worse distance counts). Frames go one at a time to the gap whose
+        pieces are still widest (a gap given p frames is cut into p + 1 even pieces), while its pieces are
+        wider than ``SPLIT_BELOW`` mean steps (the first ``need`` frames whatever their width). A gap narrower than
+        ``2·min_width`` (a jump that survived bisection down to there: a cut in the full renders'
+        trajectory) is crossed by branches as deep as ``depth`` (latentblending's way: the mix of two late
+        latents changes gradually). Each frame would start at :meth:`wanted_start` of its gap; the batch
+        starts at their median, since a batch of frames costs little more time than one frame (the
+        frames' parents: the nearest nodes holding latents at that step). ``segments``: only gaps within
+        these segments; ``deeper``: start that many branch steps deeper (a round that must fit a budget).
+        Returns the insertions, widest pieces first."""
         nodes = self.path_nodes()
         adjacent = list(zip(nodes, nodes[1:]))
-        scale = [max(float(np.mean(self.distances(selection.steps, m))), 1e-12) for m in self.metrics]
-        size = np.maximum.reduce([np.asarray(self.distances(adjacent, m)) / s for m, s in zip(self.metrics, scale)])
-        out: list[Insertion] = []
-        for i in np.argsort(-size, kind="stable"):
-            a, b = adjacent[i]
-            if b.u - a.u < 1e-6 or size[i] <= 0 or (out and size[i] < min(0.5 * size.max(), 1.0)):
-                continue
-            if segments is not None and int(np.floor(a.u)) not in segments:
-                continue
-            deep = b.u - a.u < 2 * min_width
-            pieces = min(int(np.ceil(size[i])), wanted - len(out) + 1, 8) if deep else 2
-            for p in range(1, max(pieces, 2)):
-                u = a.u + (b.u - a.u) * p / max(pieces, 2)
-                out.append(self.insertion(u, *self.between(u, parents=True), deep=deep))
-            if len(out) >= wanted:
+        if not adjacent:
+            return []
+        points = interval_count(frames, self.closed)
+        size = np.zeros(len(adjacent))
+        for m in self.metrics:
+            d = np.asarray(self.distances(adjacent, m))
+            size = np.maximum(size, d / max(float(d.sum()) / points, 1e-12))
+        open_ = [i for i, (a, b) in enumerate(adjacent) if b.u - a.u >= 1e-6 and size[i] > 0
+                 and (segments is None or int(np.floor(a.u)) in segments)]
+        pieces = dict.fromkeys(open_, 1)  # a gap given p − 1 frames is cut into p pieces
+        given = 0
+        while given < wanted:
+            live = [j for j in pieces if adjacent[j][1].u - adjacent[j][0].u >= 1e-6 * (pieces[j] + 1)]
+            if not live:
                 break
+            i = max(live, key=lambda j: (size[j] / pieces[j], -j))
+            if given >= need and size[i] / pieces[i] <= SPLIT_BELOW:
+                break
+            pieces[i] += 1
+            given += 1
+        gaps = [i for i in pieces if pieces[i] > 1]
+        if not gaps:
+            return []
+        starts = sorted(s for i in gaps for s in [self.wanted_start(size[i], self._is_cut(adjacent[i], min_width))] * (pieces[i] - 1))
+        start = max(starts[len(starts) // 2], self.last_start)  # a tree refines deeper, never shallower
+        if deeper:
+            later = [s for s in self.branch_steps if s > start]
+            if len(later) < deeper:
+                return []
+            start = later[deeper - 1]
+        out = []
+        for i in sorted(gaps, key=lambda j: -size[j]):
+            a, b = adjacent[i]
+            out += [self.at_step(a.u + (b.u - a.u) * q / pieces[i], start) for q in range(1, pieces[i])]
         return out[:wanted]
+
+    @staticmethod
+    def _is_cut(gap: tuple[Node, Node], min_width: float) -> bool:
+        return gap[1].u - gap[0].u < 2 * min_width
 
 
 @dataclass(frozen=True)
@@ -353,50 +392,65 @@ class Selection:
 
 def adaptive_frames(tree: FrameTree, frames: int, max_step: float, easing: str = "linear",
                     max_nodes: int | None = None, counts: Sequence[int] | None = None,
-                    budget: float = BUDGET) -> tuple[list[float], list[Image.Image], str]:
+                    budget: float = BUDGET, wall: float = WALL) -> tuple[list[float], list[Image.Image], str]:
     """Grow ``tree`` and deliver ``frames`` of its nodes whose steps are even within ``max_step`` by the
     pacing's distance and the structural one (see :meth:`FrameTree.select`; within each segment's
-    ``counts`` gaps when keyframes are pinned to frames). Growth first renders as many nodes as frames
-    (always, so there is something to deliver), then, while the best selection's largest step exceeds
-    ``max_step`` times its mean, splits the tree's largest gaps (``batch_size`` at a time) as long as
-    the model evaluations stay within ``budget`` full renders per delivered frame (and the tree within
-    ``max_nodes`` nodes). Every delivered frame is a node: nothing is rendered at a position whose
-    distances are not known. Returns positions, images and why growth stopped ("even", "budget",
-    "node budget" or "cut": no gap left to split)."""
+    ``counts`` gaps when keyframes are pinned to frames). Growth renders batches of frames
+    (:meth:`FrameTree.next_round`): first as many nodes as frames (always, so there is something to
+    deliver), then, while the best selection's largest step exceeds ``max_step`` times its mean, more
+    where the gaps are widest, as long as the model evaluations stay within ``budget`` full renders per
+    delivered frame, the estimated time within ``wall`` times a uniform render's of the same frames at the
+    same batch size (:meth:`FrameTree.time_cost`), and the tree within ``max_nodes`` nodes. Every
+    delivered frame is a node: nothing is rendered at a position whose distances are not known. Returns
+    positions, images and why growth stopped ("even", "budget", "node budget" or "cut": no gap left to
+    split)."""
     cap = max_nodes if max_nodes is not None else 4 * frames
     tree.planned = 2 * frames
     tree.seed()
     limit = budget * frames * tree.full_render_evaluations
+    uniform = tree.time_cost([Insertion(i / max(frames - 1, 1), tree.first) for i in range(frames)])
+    time_limit = wall * uniform
     min_width = 1.0 / (4 * max(frames - 1, 1))  # a quarter of a uniform frame step
-    while short := tree.short_segments(frames, counts):  # enough nodes to choose from, whatever the budget
-        todo = tree.together(tree.splits(_even(tree), min(sum(short.values()), tree.batch_size), min_width, set(short)))
-        if not todo:
-            raise ValueError(f"the tree cannot grow to {frames} distinct nodes")
-        tree.render(todo)
     while True:
-        selection = tree.select(frames, easing, counts)
-        if selection.ratio <= max_step:
-            stop = "even"
-            break
-        if len(tree.nodes) >= cap:
-            stop = "node budget"
-            break
-        todo, spent = [], tree.evaluations
-        for ins in tree.together(tree.splits(selection, min(tree.batch_size, cap - len(tree.nodes)), min_width)):
-            if spent + tree.cost([ins]) <= limit:
-                todo.append(ins)
-                spent += tree.cost([ins])
+        short = tree.short_segments(frames, counts)  # too few nodes to choose from: grow, whatever the budget
+        if not short:
+            selection = tree.select(frames, easing, counts)
+            if selection.ratio <= max_step:
+                stop = "even"
+                break
+            if len(tree.nodes) >= cap:
+                stop = "node budget"
+                break
+        need = min(sum(short.values()), tree.batch_size)
+        wanted = max(need, min(tree.batch_size, cap - len(tree.nodes)))
+        todo = _fitting_round(tree, frames, wanted, min_width, limit, time_limit, set(short) if short else None, need)
+        if len(todo) < need:
+            raise ValueError(f"the tree cannot grow to {frames} distinct nodes")
         if not todo:
-            stop = "budget" if tree.splits(selection, 1, min_width) else "cut"
+            stop = "budget" if tree.next_round(frames, 1, min_width) else "cut"
             break
         tree.render(todo)
     return selection.positions, [tree.node_at(u).image for u in selection.positions], stop
 
 
-def _even(tree: FrameTree) -> Selection:
-    """The tree's own adjacent steps as a stand-in selection (for sizing gaps before there is one)."""
-    nodes = tree.path_nodes()
-    return Selection([n.u for n in nodes], float("inf"), list(zip(nodes, nodes[1:])))
+def _fitting_round(tree: FrameTree, frames: int, wanted: int, min_width: float, limit: float, time_limit: float,
+                   segments: set[int] | None = None, need: int = 0) -> list[Insertion]:
+    """The next round that fits both budgets (the evaluations within ``limit``, the estimated time within
+    ``time_limit``): as many frames as ``wanted`` allows, started deeper where that is what fits; at least
+    ``need`` frames (at the deepest start when nothing fits: they are needed whatever they cost)."""
+    deepest: list[Insertion] = []
+    for n in range(wanted, 0, -1):
+        for deeper in range(len(tree.branch_steps) + 1):
+            todo = tree.next_round(frames, n, min_width, segments, max(need, 1), deeper)
+            if not todo:
+                break
+            if n >= need:
+                deepest = todo
+            if tree.evaluations + tree.cost(todo) <= limit and tree.time_spent + tree.time_cost(todo) <= time_limit:
+                return todo if len(todo) >= need else deepest
+        if n <= need:
+            return deepest
+    return deepest if need else []
 
 
 class CountingCallback:
