@@ -57,9 +57,11 @@ from latentscape.workflows.common import decode_images
 from latentscape.workflows.morph_pacing import STRUCTURAL, pair_distances
 from latentscape.workflows.morph_render import Anchors, RenderSettings, render_latents
 
-BRANCH_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # of the schedule: where branches may start
+BRANCH_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # of the schedule: where branches may start
 DEPTH = 0.8  # the deepest start, as a fraction of the steps, for neighbours that look alike
-CUT_DEPTH = 0.9  # the start of branches across a cut (a jump bisection could not split): nearly a cross-fade
+DEPTH_POWER = 0.25  # how fast the start gets shallower as neighbours differ more (see wanted_start)
+CUT_DEPTH = 0.95  # the start of branches across a cut (a jump bisection could not split): in effect a
+# cross-fade of the latents on both sides, finished by the last step(s)
 MAX_STORED_LATENTS = 256
 BUDGET = 0.8  # model evaluations per delivered frame, as a fraction of a full render, growth may spend
 WALL = 1.0  # estimated time growth may spend, as a fraction of a uniform render's (same frames, same batch size)
@@ -166,7 +168,7 @@ class FrameTree:
         the schedule) where they are one mean step apart or less, shallower as the gap widens
         (``depth·(1/gap)^¼``), snapped down to a branch step; ``deep`` (across a cut): ``CUT_DEPTH``."""
         closeness = 1.0 if gap <= 1.0 else 1.0 / gap
-        depth = max(self.depth, CUT_DEPTH) if deep else self.depth * closeness**0.25
+        depth = max(self.depth, CUT_DEPTH) if deep else self.depth * closeness**DEPTH_POWER
         wanted = self.first + depth * (self.settings.steps - self.first)
         usable = [s for s in self.branch_steps if s <= wanted]
         return max(usable) if usable else self.first
