@@ -70,10 +70,10 @@ def _ratios(tree: FrameTree, positions) -> dict[str, float]:
 def test_delivered_frames_are_even_by_both_distances_within_the_budget(sd):
     """A pure cut (all the change within 0.05 of the path): 16 uniform frames put it in one step. The worst
     case for the budget (and only 10 steps, so a deep branch still costs 2 of them): one full render per
-    frame is allowed."""
+    frame and twice a uniform render's time are allowed."""
     uniform = [frame(u) for u in np.linspace(0, 1, FRAMES)]
     tree = _tree(sd)
-    positions, images, stop = adaptive_frames(tree, FRAMES, 1.5, budget=1.0)
+    positions, images, stop = adaptive_frames(tree, FRAMES, 1.5, budget=1.0, wall=2.0)
     assert stop == "even" and len(images) == FRAMES and positions[0] == 0.0 and positions[-1] == 1.0
     assert positions == sorted(positions) and len(set(positions)) == FRAMES
     ratios = _ratios(tree, positions)
@@ -94,7 +94,7 @@ def test_a_cut_is_crossed_by_deep_branches(sd):
     """Once bisection has narrowed the jump below a quarter of a frame step, the gap is crossed by several
     branches started as deep as the tree allows (cheap: the remaining steps only)."""
     tree = _tree(sd)
-    adaptive_frames(tree, FRAMES, 1.5, budget=1.0)
+    adaptive_frames(tree, FRAMES, 1.5, budget=1.0, wall=2.0)
     inside = [n for n in tree.nodes if abs(n.u - 0.43) < 1 / (4 * (FRAMES - 1))]
     deepest = max(tree.branch_steps)
     assert sum(n.start == deepest for n in inside) >= 3
@@ -109,6 +109,21 @@ def test_growth_stops_at_the_evaluation_budget(sd):
     capped = _tree(sd)
     *_, stop = adaptive_frames(capped, FRAMES, 1.01, max_nodes=FRAMES + 2)
     assert stop == "node budget" and len(capped.nodes) <= FRAMES + 2 + capped.batch_size
+
+
+def test_growth_stops_at_the_time_budget(sd):
+    """The estimated time (denoiser calls, decodes, rounds) stays within ``wall`` uniform renders: a tighter
+    bound stops earlier, with fewer nodes, and still delivers every frame."""
+    from latentscape.workflows.frame_tree import Insertion
+
+    spent = {}
+    for wall in (1.2, 2.0):
+        tree = _tree(sd)
+        positions, images, stop = adaptive_frames(tree, FRAMES, 1.01, budget=10.0, wall=wall)
+        uniform = tree.time_cost([Insertion(i / (FRAMES - 1), 0) for i in range(FRAMES)])
+        assert stop == "budget" and len(images) == FRAMES and tree.time_spent <= wall * uniform
+        spent[wall] = (tree.time_spent, len(tree.nodes))
+    assert spent[1.2][0] < spent[2.0][0] and spent[1.2][1] < spent[2.0][1]
 
 
 def test_pinned_keyframes_stay_on_their_frames_and_eased_steps_follow_the_easing(sd):
@@ -127,9 +142,9 @@ def test_pinned_keyframes_stay_on_their_frames_and_eased_steps_follow_the_easing
 
 def test_a_closed_path_delivers_a_loop(sd):
     """Two cuts (there and back) for 12 frames at 10 steps: the loop's mechanics, at 2 full renders a frame
-    (and twice a uniform render's time)."""
+    (and three times a uniform render's time)."""
     tree = _tree(sd, closed=True)
-    positions, images, _ = adaptive_frames(tree, 12, 1.5, budget=2.0, wall=2.0)
+    positions, images, _ = adaptive_frames(tree, 12, 1.5, budget=2.0, wall=3.0)
     assert len(images) == 12 and positions[0] == 0.0 and 1.0 in positions and max(positions) < 2.0
     assert positions == sorted(positions) and len(set(positions)) == 12
     ratios = _ratios(tree, positions)  # including the step from the last frame back to the first

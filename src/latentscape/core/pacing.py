@@ -146,17 +146,27 @@ def lab_distance(x: torch.Tensor, y: torch.Tensor, scales: int = LAB_SCALES) -> 
     noticeable difference); the coarser scales weigh changes of shape and layout more than pixel noise.
     Computed in float32 on the inputs' device; returns float64 (B,).
     """
-    lx, ly = srgb_to_lab(x), srgb_to_lab(y)
-    total = torch.zeros(x.shape[0], dtype=torch.float64, device=lx.device)
-    used = 0
-    for s in range(scales):
-        if s > 0:
-            if min(lx.shape[-2:]) < 2:
-                break
-            lx, ly = F.avg_pool2d(lx, 2), F.avg_pool2d(ly, 2)
+    return lab_feature_distance(lab_features(x, scales), lab_features(y, scales))
+
+
+def lab_features(images: torch.Tensor, scales: int = LAB_SCALES) -> list[torch.Tensor]:
+    """The per-image part of :func:`lab_distance`: the CIELAB pyramid of a batch (one tensor per scale), so
+    that many pairs among few images convert each image once."""
+    lab = srgb_to_lab(images)
+    out = [lab]
+    for _ in range(1, scales):
+        if min(out[-1].shape[-2:]) < 2:
+            break
+        out.append(F.avg_pool2d(out[-1], 2))
+    return out
+
+
+def lab_feature_distance(fx: Sequence[torch.Tensor], fy: Sequence[torch.Tensor]) -> torch.Tensor:
+    """:func:`lab_distance` from two index-aligned batches of :func:`lab_features` (B,)."""
+    total = torch.zeros(fx[0].shape[0], dtype=torch.float64, device=fx[0].device)
+    for lx, ly in zip(fx, fy):
         total += torch.linalg.vector_norm(lx - ly, dim=1).mean(dim=(1, 2))
-        used += 1
-    return total / used
+    return total / len(fx)
 
 
 # --- choosing frames among measured candidates -------------------------------------------------------------

@@ -118,20 +118,31 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     the images minus their global means (the same numbers), so float32 loses little to cancellation
     (measured against float64: 1 − SSIM within 1.5e-4 relative, the CIELAB distance within 3e-7).
     """
-    x, y = x.float(), y.float()
-    cx, cy = x.mean(dim=(1, 2, 3), keepdim=True), y.mean(dim=(1, 2, 3), keepdim=True)
-    x, y = x - cx, y - cy
+    return ssim_from_parts(ssim_parts(x), ssim_parts(y))
+
+
+def _window_for(x: torch.Tensor) -> torch.Tensor:
     size = min(SSIM_WINDOW, min(x.shape[-2:]))
     size -= 1 - size % 2  # odd
-    window = _gaussian_window(size, SSIM_SIGMA * size / SSIM_WINDOW, x.dtype, x.device)
+    return _gaussian_window(size, SSIM_SIGMA * size / SSIM_WINDOW, x.dtype, x.device)
 
-    def blur(z: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(z, window)
 
-    dx, dy = blur(x), blur(y)  # local means of the centred images
-    vx = (blur(x * x) - dx * dx).clamp_min(0)
-    vy = (blur(y * y) - dy * dy).clamp_min(0)
-    cov = blur(x * y) - dx * dy
+def ssim_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The per-image part of :func:`ssim` for a batch (B, 1, H, W): the image minus its global mean, that
+    mean, its local mean and local variance; a pair then needs only the local covariance."""
+    x = x.float()
+    cx = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = x - cx
+    window = _window_for(x)
+    dx = F.conv2d(x, window)
+    vx = (F.conv2d(x * x, window) - dx * dx).clamp_min(0)
+    return x, cx, dx, vx
+
+
+def ssim_from_parts(px, py) -> torch.Tensor:
+    """:func:`ssim` from two index-aligned batches of :func:`ssim_parts` (B,)."""
+    (x, cx, dx, vx), (y, cy, dy, vy) = px, py
+    cov = F.conv2d(x * y, _window_for(x)) - dx * dy
     mx, my = dx + cx, dy + cy
     s = ((2 * mx * my + _C1) * (2 * cov + _C2)) / ((mx * mx + my * my + _C1) * (vx + vy + _C2))
     return s.mean(dim=(1, 2, 3)).double()
@@ -143,17 +154,28 @@ def ssim_distance(x: torch.Tensor, y: torch.Tensor, scales: int = SSIM_SCALES) -
     drop under 4 pixels are skipped). 0 for identical images, up to about 1 for unrelated ones (B,)."""
     if x.shape != y.shape or x.ndim != 4:
         raise ValueError(f"ssim_distance needs two (B, 3, H, W) batches of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    lx, ly = _luma(x.float().clamp(0, 1)), _luma(y.float().clamp(0, 1))
-    total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-    used = 0
-    for s in range(scales):
-        if s > 0:
-            if min(lx.shape[-2:]) < 8:
-                break
-            lx, ly = F.avg_pool2d(lx, 2), F.avg_pool2d(ly, 2)
-        total += 1 - ssim(lx, ly)
-        used += 1
-    return (total / used).clamp_min(0)
+    return ssim_feature_distance(ssim_features(x, scales), ssim_features(y, scales))
+
+
+def ssim_features(images: torch.Tensor, scales: int = SSIM_SCALES) -> list[tuple[torch.Tensor, ...]]:
+    """The per-image part of :func:`ssim_distance` for a batch (B, 3, H, W): :func:`ssim_parts` of its luma
+    at each scale, so that many pairs among few images blur each image once."""
+    luma = _luma(images.float().clamp(0, 1))
+    out = [ssim_parts(luma)]
+    for _ in range(1, scales):
+        if min(luma.shape[-2:]) < 8:
+            break
+        luma = F.avg_pool2d(luma, 2)
+        out.append(ssim_parts(luma))
+    return out
+
+
+def ssim_feature_distance(fx, fy) -> torch.Tensor:
+    """:func:`ssim_distance` from two index-aligned batches of :func:`ssim_features` (B,)."""
+    total = torch.zeros(fx[0][0].shape[0], dtype=torch.float64, device=fx[0][0].device)
+    for px, py in zip(fx, fy):
+        total += 1 - ssim_from_parts(px, py)
+    return (total / len(fx)).clamp_min(0)
 
 
 def adjacent_pairs(count: int, closed: bool = False) -> list[tuple[int, int]]:

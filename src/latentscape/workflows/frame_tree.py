@@ -54,7 +54,7 @@ from latentscape.models.family import Family
 from latentscape.samplers import make_scheduler
 from latentscape.sampling import StepCallback, StepState, start_index
 from latentscape.workflows.common import decode_images
-from latentscape.workflows.morph_pacing import STRUCTURAL, pair_distances
+from latentscape.workflows.morph_pacing import FEATURES, STRUCTURAL, feature_distances, image_features, pair_distances
 from latentscape.workflows.morph_render import Anchors, RenderSettings, render_latents
 
 BRANCH_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # of the schedule: where branches may start
@@ -63,11 +63,15 @@ DEPTH_POWER = 0.25  # how fast the start gets shallower as neighbours differ mor
 CUT_DEPTH = 0.95  # the start of branches across a cut (a jump bisection could not split): in effect a
 # cross-fade of the latents on both sides, finished by the last step(s)
 MAX_STORED_LATENTS = 256
+FEATURE_BYTES = 256 << 20  # the nodes' image features (CIELAB / SSIM pyramids) kept for measuring pairs
 BUDGET = 0.8  # model evaluations per delivered frame, as a fraction of a full render, growth may spend
-WALL = 1.0  # estimated time growth may spend, as a fraction of a uniform render's (same frames, same batch size)
-CALL_COST = 6.0  # a denoiser call's fixed cost, in per-item evaluations: the embedded model on 2 CPU cores
-# takes ~55 ms + 9 ms per item (CFG pair) per call, so a small batch costs nearly what a full one does
-DECODE_COST = 6.0  # decoding one frame's latents, in per-item evaluations (~55 ms there too)
+WALL = 1.2  # estimated time growth may spend, as a fraction of a uniform render's (same frames, same batch size)
+# The time model, in per-item evaluations (measured on the embedded model, 2 CPU cores: a denoiser call takes
+# ~52 ms + 9.5 ms per item (CFG pair), decoding a frame ~55 ms, measuring a new node against its neighbours
+# ~20 ms, choosing frames once ~0.15 s): a small batch costs nearly what a full one does.
+CALL_COST = 5.5  # a denoiser call's fixed cost
+NODE_COST = 8.0  # a rendered frame's decode and its distances to the nodes near it
+ROUND_COST = 15.0  # choosing the frames again after a round of growth
 SPLIT_BELOW = 0.75  # gaps whose pieces are this many mean steps wide or less are not split further
 
 Progress = Callable[[str, int, int], None]
@@ -122,6 +126,8 @@ class FrameTree:
         self.full_render_evaluations = 0  # measured on the keyframes' renders (heun: 2N - 1 evaluations)
         self.planned = 0  # frames the progress bar counts to
         self._distances: dict[tuple[str, float, float], float] = {}
+        self._features: dict[tuple[str, float], object] = {}  # (metric, u) -> the node image's features
+        self._feature_bytes = 0
 
     # --- bookkeeping -----------------------------------------------------------------------------------
     @property
@@ -153,9 +159,25 @@ class FrameTree:
         """Distances of node pairs by ``metric`` (default: the pacing's), cached by their positions."""
         metric = metric or self.metric
         todo = [(a, b) for a, b in pairs if (metric, a.u, b.u) not in self._distances]
-        for (a, b), d in zip(todo, pair_distances([(a.image, b.image) for a, b in todo], metric)):
+        if metric in FEATURES:  # each node's image converted once, however many pairs it is in
+            values = feature_distances([(self._feature(a, metric), self._feature(b, metric)) for a, b in todo], metric)
+        else:
+            values = pair_distances([(a.image, b.image) for a, b in todo], metric)
+        for (a, b), d in zip(todo, values):
             self._distances[(metric, a.u, b.u)] = d
         return [self._distances[(metric, a.u, b.u)] for a, b in pairs]
+
+    def _feature(self, node: Node, metric: str):
+        """A node's image features by ``metric``, kept while they fit ``FEATURE_BYTES`` (else recomputed)."""
+        key = (metric, node.u)
+        if key in self._features:
+            return self._features[key]
+        features = image_features(node.image, metric)
+        size = sum(t.numel() * t.element_size() for t in _tensors(features))
+        if self._feature_bytes + size <= FEATURE_BYTES:
+            self._features[key] = features
+            self._feature_bytes += size
+        return features
 
     def segment_distance(self, u: float) -> float:
         """D: the distance between the two keyframes of the segment holding ``u``."""
@@ -199,8 +221,8 @@ class FrameTree:
     def time_cost(self, insertions: Sequence[Insertion]) -> float:
         """Estimated time of rendering the insertions, in per-item evaluations: each batch's calls cost
         ``CALL_COST`` plus one per item (grouped by start step and ``batch_size`` as :meth:`render` does),
-        and each frame's decode ``DECODE_COST``."""
-        total = DECODE_COST * len(insertions)
+        each frame ``NODE_COST`` (its decode and distances), and the round ``ROUND_COST``."""
+        total = NODE_COST * len(insertions) + (ROUND_COST if insertions else 0.0)
         for start in {ins.start for ins in insertions}:
             n = sum(1 for ins in insertions if ins.start == start)
             for c in range(0, n, self.batch_size):
@@ -271,9 +293,11 @@ class FrameTree:
         """The keyframes in full (exact) and, in the same batches, each segment's midpoint (a full render
         too: it differs from both keyframes as much as they differ from each other, so no branch of theirs
         would be shallow enough)."""
-        self.render([Insertion(float(k), self.first) for k in range(self.n_keyframes)]
-                    + [Insertion(k + 0.5, self.first) for k in range(self.segments)])
-        self.full_render_evaluations = self.evaluations // (self.n_keyframes + self.segments)
+        seed = ([Insertion(float(k), self.first) for k in range(self.n_keyframes)]
+                + [Insertion(k + 0.5, self.first) for k in range(self.segments)])
+        self.render(seed)
+        self.full_render_evaluations = self.evaluations // len(seed)
+        self.time_spent = self.time_cost(seed)  # now that a full render's calls are known
 
     def _matrices(self, nodes: Sequence[Node], window: int) -> list[np.ndarray]:
         """(M, M) distances between nodes at most ``window`` apart in path order (inf beyond), by the
@@ -453,6 +477,10 @@ def _fitting_round(tree: FrameTree, frames: int, wanted: int, min_width: float, 
         if n <= need:
             return deepest
     return deepest if need else []
+
+
+def _tensors(tree) -> list[torch.Tensor]:
+    return [tree] if isinstance(tree, torch.Tensor) else [t for item in tree for t in _tensors(item)]
 
 
 class CountingCallback:

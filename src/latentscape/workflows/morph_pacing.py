@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from latentscape.core.pacing import lab_distance
-from latentscape.core.smoothness import SmoothnessReport, adjacent_pairs, ssim_distance, step_stats
+from latentscape.core.pacing import lab_distance, lab_feature_distance, lab_features
+from latentscape.core.smoothness import (SmoothnessReport, adjacent_pairs, ssim_distance, ssim_feature_distance, ssim_features,
+                                         step_stats)
 from latentscape.errors import LatentscapeError
 
 DISTANCES = ("auto", "lab", "lpips")
@@ -78,6 +79,33 @@ METRICS: dict[str, Distance] = {"lab": lab_distance, "lpips": _lpips, STRUCTURAL
 def _tensor(images: Sequence[Image.Image]) -> torch.Tensor:
     arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0 for im in images])  # (B, H, W, 3)
     return torch.from_numpy(arr).permute(0, 3, 1, 2)
+
+
+FEATURES = {"lab": (lab_features, lab_feature_distance), STRUCTURAL: (ssim_features, ssim_feature_distance)}
+
+
+def image_features(image: Image.Image, metric: str):
+    """The per-image part of ``metric`` for one image (None for a distance without one, e.g. lpips)."""
+    return FEATURES[metric][0](_tensor([image])) if metric in FEATURES else None
+
+
+def feature_distances(pairs: Sequence[tuple[object, object]], metric: str, chunk: int = 64) -> list[float]:
+    """:func:`pair_distances` from per-image features (:func:`image_features`): each image converted once,
+    however many pairs it is in (the same numbers to float32 rounding)."""
+    fn = FEATURES[metric][1]
+    out: list[float] = []
+    for i in range(0, len(pairs), chunk):
+        part = pairs[i:i + chunk]
+        out += fn(_cat([p[0] for p in part]), _cat([p[1] for p in part])).tolist()
+    return out
+
+
+def _cat(items):
+    """Concatenate along the batch a list of equally structured (nested lists / tuples of) tensors."""
+    first = items[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(items)
+    return type(first)(_cat([it[k] for it in items]) for k in range(len(first)))
 
 
 def pair_distances(pairs: Sequence[tuple[Image.Image, Image.Image]], metric: str, chunk: int = 16) -> list[float]:
