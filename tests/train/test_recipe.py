@@ -16,6 +16,7 @@ import pytest
 
 from latentscape.errors import LatentscapeError
 from latentscape.train import data, recipe
+from tests.train.toy_data import write_toy_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 GATED = {"vae.psnr", "vae.ssim", "euler.base.name_top1", "euler.base.style_acc", "dpmpp_2m.base.name_top1",
@@ -26,17 +27,7 @@ TOY = ["--tiny", "--device", "cpu", "--threads", "1", "--no-progress", "--eval-c
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """16 images of coloured squares on white, two styles, with captions and a held-out split."""
-    rng = np.random.default_rng(0)
-    items, images = [], []
-    for i in range(8):
-        for style in ("google", "twitter"):
-            im = np.full((64, 64, 3), 255, np.uint8)
-            x, y = rng.integers(0, 32, 2)
-            im[y : y + 24, x : x + 24] = rng.integers(0, 255, 3)
-            images.append(im)
-            items.append(data.Entry(f"{i}.png", f"shape {i}", None, style, "Objects"))
-    heldout = data.split_heldout([e.name for e in items], 0.25, seed=0)
-    return data.write(tmp_path_factory.mktemp("data") / "emoji64.npz", np.stack(images), items, heldout)
+    return write_toy_dataset(tmp_path_factory.mktemp("data") / "emoji64.npz")
 
 
 def _recipe(argv):

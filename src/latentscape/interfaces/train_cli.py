@@ -337,8 +337,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                                                   "(default 0.3,0.15,0.4; the rest is the export and eval)")
     p.add_argument("--steps", default=None, help="fixed schedule lengths for the three stages, e.g. 4000,1500,8000 "
                                                  "(replays a run's recipe.json; default: sized to the time by a probe)")
-    p.add_argument("--vae-size", choices=("wide", "shipped"), default="wide",
-                   help="wide: 64/128/160/160 channels, 2 layers per block (default); shipped: the embedded model's VAE shape")
+    p.add_argument("--vae-size", choices=("wide", "shipped"), default=None,
+                   help="wide: 64/128/160/160 channels, 2 layers per block (default on CUDA); shipped: the embedded model's "
+                        "VAE shape (default on a CPU, where the wide one is ~8x slower)")
     p.add_argument("--tiny", action="store_true", help="toy-sized models (tests, rehearsals of the plumbing)")
     p.add_argument("--eval-captions", type=int, default=64, help="base-name captions of the gated eval (default 64)")
     p.add_argument("--coarse-prompts", type=int, default=8, help="group+style captions for the diversity measure (0 skips it)")
