@@ -22,8 +22,8 @@
 #
 # Settings (environment): BUDGET minutes for the recipe (default 8; its clock starts after the imports), SMOKE=1
 # first runs the whole recipe at toy size on the same device (~30 s: a broken GPU code path fails in seconds, not
-# after minutes), LIMIT seconds for everything (default 575), DATA, PYTHON, WORK, RECIPE_FLAGS (extra recipe
-# flags). On a CPU, e.g. for a rehearsal or the test: OUT=/tmp/o PYTHON=python SMOKE=0 RECIPE_FLAGS=--tiny ...
+# after minutes), FULL_EVAL=1 scores all caption sets and the CFG sweep too, LIMIT seconds for everything
+# (default 575), DATA, PYTHON, WORK, RECIPE_FLAGS (extra recipe flags). On a CPU, e.g. for a rehearsal or the test: OUT=/tmp/o PYTHON=python SMOKE=0 RECIPE_FLAGS=--tiny ...
 set -uo pipefail
 OUT=${OUT:?OUT names the folder whose files come back (the device tool sets it)}
 PY=${PYTHON:-python3}; BUDGET=${BUDGET:-8}; LIMIT=${LIMIT:-575}; WORK=${WORK:-/tmp/latentscape-recipe}
@@ -54,6 +54,7 @@ fi
 left=$((LIMIT - SECONDS - 10))
 say "real run: --budget-minutes $BUDGET, stopped after $left s at the latest"
 rm -rf "$WORK"
+[ "${FULL_EVAL:-1}" = 1 ] && cmd+=(--full-eval)  # the README's whole table: seconds on a GPU
 timeout "$left" "${cmd[@]}" --budget-minutes "$BUDGET" --out "$WORK" "${extra[@]}" 2>&1 | tee -a "$LOG"
 rc=${PIPESTATUS[0]}
 for f in eval.json recipe.json; do [ -f "$WORK/$f" ] && cp "$WORK/$f" "$OUT/"; done

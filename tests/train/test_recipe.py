@@ -154,6 +154,22 @@ def test_an_unwritable_out_folder_fails_in_one_sentence(dataset, tmp_path, capsy
     assert not any(locked.iterdir())
 
 
+def test_schedules_scale_with_their_length_and_the_eval_reserve_with_its_work():
+    from latentscape.train.loop import LoopConfig
+
+    base = LoopConfig(steps=1, batch_size=8, lr=1e-3)
+    long, short = recipe.sized(base, 4000, 2.0), recipe.sized(base, 2, 0.1)
+    assert (long.warmup, long.ema_warmup, long.checkpoint_every, long.ema_decay, long.minutes) == (200, 800, 1000, 0.9975, 2.0)
+    assert (short.warmup, short.checkpoint_every, short.ema_decay) == (1, 1, 0.9)  # a two-step schedule still runs
+    cfg = recipe.default_config(9, "cuda")
+    assert cfg.vae.bf16 and cfg.vae.model == recipe.WIDE_VAE and cfg.diffusion.loop.batch_size == 512
+    assert not recipe.default_config(9, "cpu").vae.bf16 and recipe.default_config(9, "cpu").vae_size == "shipped"
+    gated_only, full = recipe._eval_seconds(cfg, 0.02, 1.0), recipe._eval_seconds(recipe.default_config(9, "cuda", full_eval=True), 0.02, 1.0)
+    assert 5.0 < gated_only < full < 60.0  # seconds on a GPU: the eval is not what the budget goes to
+    cpu = recipe.default_config(8, "cpu")
+    assert recipe._eval_seconds(cpu, 3.0618870, 5.0045807) == pytest.approx(246.655, abs=0.01)  # the CPU rehearsal (took 144 s)
+
+
 def test_the_wide_vae_keeps_the_export_under_60_mb_and_the_geometry():
     from latentscape.train.configs import TextConfig, UNetConfig, build_text_encoder, build_unet, build_vae, n_params
 
@@ -196,6 +212,8 @@ def test_the_device_script_returns_what_the_device_tool_brings_back(dataset, tmp
     assert len(files) <= 8 and all(p.stat().st_size <= 16 * 2**20 for p in files)
     assert all(re.fullmatch(r"[A-Za-z0-9._-]+", p.name) for p in files)
     assert "recipe: done" in (out / "log.txt").read_text()
+    results = json.loads((out / "eval.json").read_text())  # the device run scores the README's whole table
+    assert results["config"]["sets"] == ["base", "train", "heldout"] and len(results["cfg_sweep"]) == 6
     parts = sorted(out.glob("model.tar.*"))
     joined = tmp_path / "back"
     joined.mkdir()

@@ -252,7 +252,7 @@ def cmd_recipe(args) -> None:
 
     cfg = recipe.default_config(args.budget_minutes, device, tiny=args.tiny, seed=args.seed, shares=shares or recipe.DEFAULT_SHARES,
                                 steps=steps, vae_size=args.vae_size, eval_captions=args.eval_captions,
-                                coarse_prompts=args.coarse_prompts, sweep=args.sweep, threads=args.threads)
+                                coarse_prompts=args.coarse_prompts, full_eval=args.full_eval, threads=args.threads)
     record = recipe.run(cfg, args.data, args.out, baseline=args.baseline, progress=not args.no_progress)
     stages = ", ".join(f"{k} {s['reached_steps']}/{s['planned_steps']} steps in {s['seconds']:.0f} s" for k, s in record["stages"].items())
     print(f"recipe: {stages}; export {record['export']['mb']:.1f} MB; eval {record['eval']['seconds']:.0f} s; "
@@ -343,7 +343,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true", help="toy-sized models (tests, rehearsals of the plumbing)")
     p.add_argument("--eval-captions", type=int, default=64, help="base-name captions of the gated eval (default 64)")
     p.add_argument("--coarse-prompts", type=int, default=8, help="group+style captions for the diversity measure (0 skips it)")
-    p.add_argument("--sweep", action="store_true", help="also run the eval's CFG sweep")
+    p.add_argument("--full-eval", action="store_true",
+                   help="also score the training and held-out captions and run the CFG sweep (the README's whole table)")
     p.add_argument("--baseline", type=Path, default=None, help="an earlier eval.json: compare every gated number with it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_recipe)

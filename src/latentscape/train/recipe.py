@@ -75,7 +75,7 @@ class RecipeConfig:
 
 def default_config(budget_minutes: float, device: str = "cpu", *, tiny: bool = False, seed: int = 0,
                    shares: tuple[float, ...] = DEFAULT_SHARES, steps: tuple[int, ...] = (), vae_size: str | None = None,
-                   eval_captions: int = 64, coarse_prompts: int = 8, sweep: bool = False, threads: int | None = None) -> RecipeConfig:
+                   eval_captions: int = 64, coarse_prompts: int = 8, full_eval: bool = False, threads: int | None = None) -> RecipeConfig:
     """The recipe for ``device``: bf16, large batches and the wide VAE on CUDA; fp32, the CPU stages' batches and
     the shipped VAE's shape elsewhere (``vae_size`` "wide" or "shipped" chooses: on one CPU thread the wide VAE
     takes 4.5 s a step and ~9 minutes to encode the latents); ``tiny`` for toy-sized models (tests)."""
@@ -94,7 +94,8 @@ def default_config(budget_minutes: float, device: str = "cpu", *, tiny: bool = F
     diffusion_cfg = DiffusionTrainConfig(loop=loop_cfg(2, weight_decay=0.01), eval_every=0, bf16=cuda, caption_mix=CAPTION_MIX)
     if tiny:
         diffusion_cfg = dataclasses.replace(diffusion_cfg, unet=TINY_UNET, text=TINY_TEXT)
-    eval_cfg = EvalConfig(n_captions=eval_captions, coarse_prompts=coarse_prompts, skip_sweep=not sweep, sets=("base",),
+    sets = ("base", "train", "heldout") if full_eval else ("base",)  # full: the README's whole table (cheap on a GPU)
+    eval_cfg = EvalConfig(n_captions=eval_captions, coarse_prompts=coarse_prompts, skip_sweep=not full_eval, sets=sets,
                           batch=256 if cuda else 64, steps=2 if tiny else 25, sweep_seeds=2 if tiny else 8,
                           sweep_prompts=2 if tiny else 32)
     return RecipeConfig(budget_minutes=budget_minutes, vae=vae_cfg, decoder=decoder_cfg, diffusion=diffusion_cfg, eval=eval_cfg,
