@@ -96,8 +96,11 @@ def test_a_budget_below_the_stages_set_up_still_ends_with_a_clean_export(dataset
 
 def test_fixed_steps_replay_the_schedule_without_probes(dataset, tmp_path):
     out = tmp_path / "out"
-    assert _recipe(["--budget-minutes", "2", "--steps", "3,2,4", "--data", str(dataset), "--out", str(out), *TOY]) == 0
-    stages = json.loads((out / "recipe.json").read_text())["stages"]
+    assert _recipe(["--budget-minutes", "2", "--steps", "3,2,4", "--data", str(dataset), "--out", str(out), *TOY,
+                    "--eval-device", "cpu"]) == 0
+    record = json.loads((out / "recipe.json").read_text())
+    stages = record["stages"]
+    assert record["eval_device"] == "cpu"
     assert [stages[k]["reached_steps"] for k in recipe.STAGES] == [3, 2, 4]
     assert not any("probe" in s for s in stages.values())
 
@@ -123,6 +126,7 @@ def _bad_cases(dataset, tmp_path):
         (["--budget-minutes", "1", "--data", d, "--out", out, "--shares", "0.5,0.3"], "--shares got '0.5,0.3'"),
         (["--budget-minutes", "1", "--data", d, "--out", out, "--steps", "3,0,2"], "--steps got '3,0,2'"),
         (["--budget-minutes", "1", "--data", d, "--out", out, "--device", "tpu"], "--device 'tpu' is not allowed"),
+        (["--budget-minutes", "1", "--data", d, "--out", out, "--eval-device", "tpu"], "--eval-device 'tpu' is not allowed"),
         (["--budget-minutes", "1", "--data", d, "--out", out, "--eval-captions", "0"], "--eval-captions 0"),
         (["--budget-minutes", "1", "--data", d, "--out", out, "--baseline", str(afile)], "--baseline"),
     ]

@@ -244,15 +244,17 @@ def cmd_recipe(args) -> None:
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.split(":")[0] not in ("cpu", "cuda"):
-        raise LatentscapeError(f"--device '{device}' is not allowed; it takes cpu or cuda.")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LatentscapeError("--device cuda was asked for, but torch sees no CUDA device here; pass --device cpu or run on a GPU machine.")
+    for flag, value in (("--device", device), ("--eval-device", args.eval_device)):
+        if value and value.split(":")[0] not in ("cpu", "cuda"):
+            raise LatentscapeError(f"{flag} '{value}' is not allowed; it takes cpu or cuda.")
+        if value and value.startswith("cuda") and not torch.cuda.is_available():
+            raise LatentscapeError(f"{flag} {value} was asked for, but torch sees no CUDA device here; pass cpu or run on a GPU machine.")
     from latentscape.train import recipe
 
     cfg = recipe.default_config(args.budget_minutes, device, tiny=args.tiny, seed=args.seed, shares=shares or recipe.DEFAULT_SHARES,
                                 steps=steps, vae_size=args.vae_size, eval_captions=args.eval_captions,
-                                coarse_prompts=args.coarse_prompts, full_eval=args.full_eval, threads=args.threads)
+                                coarse_prompts=args.coarse_prompts, full_eval=args.full_eval, threads=args.threads,
+                                eval_device=args.eval_device or "")
     record = recipe.run(cfg, args.data, args.out, baseline=args.baseline, progress=not args.no_progress)
     stages = ", ".join(f"{k} {s['reached_steps']}/{s['planned_steps']} steps in {s['seconds']:.0f} s" for k, s in record["stages"].items())
     print(f"recipe: {stages}; export {record['export']['mb']:.1f} MB; eval {record['eval']['seconds']:.0f} s; "
@@ -331,6 +333,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=None, help="the emoji64.npz array file (default: in the cache folder)")
     p.add_argument("--out", type=Path, required=True, help="a new or empty folder for the model, eval.json, recipe.json and checkpoints")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available; bf16 and large batches there)")
+    p.add_argument("--eval-device", default=None, help="cpu or cuda for the eval (default: --device's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--shares", default=None, help="fractions of the budget for the vae, decoder and diffusion stages "

@@ -68,6 +68,7 @@ class RecipeConfig:
     probe_fraction: float = 0.06  # of a stage's share, 0.3 s to 30 s
     safety: float = 0.9  # the calibrated schedule fills this fraction of a stage's remaining time
     device: str = "cpu"
+    eval_device: str = ""  # "" = device; "cpu" scores a GPU-trained model on the CPU (e.g. where the GPU eval fails)
     seed: int = 0
     threads: int | None = None
     vae_size: str = "wide"
@@ -75,7 +76,8 @@ class RecipeConfig:
 
 def default_config(budget_minutes: float, device: str = "cpu", *, tiny: bool = False, seed: int = 0,
                    shares: tuple[float, ...] = DEFAULT_SHARES, steps: tuple[int, ...] = (), vae_size: str | None = None,
-                   eval_captions: int = 64, coarse_prompts: int = 8, full_eval: bool = False, threads: int | None = None) -> RecipeConfig:
+                   eval_captions: int = 64, coarse_prompts: int = 8, full_eval: bool = False, threads: int | None = None,
+                   eval_device: str = "") -> RecipeConfig:
     """The recipe for ``device``: bf16, large batches and the wide VAE on CUDA; fp32, the CPU stages' batches and
     the shipped VAE's shape elsewhere (``vae_size`` "wide" or "shipped" chooses: on one CPU thread the wide VAE
     takes 4.5 s a step and ~9 minutes to encode the latents); ``tiny`` for toy-sized models (tests)."""
@@ -96,10 +98,11 @@ def default_config(budget_minutes: float, device: str = "cpu", *, tiny: bool = F
         diffusion_cfg = dataclasses.replace(diffusion_cfg, unet=TINY_UNET, text=TINY_TEXT)
     sets = ("base", "train", "heldout") if full_eval else ("base",)  # full: the README's whole table (cheap on a GPU)
     eval_cfg = EvalConfig(n_captions=eval_captions, coarse_prompts=coarse_prompts, skip_sweep=not full_eval, sets=sets,
-                          batch=256 if cuda else 64, steps=2 if tiny else 25, sweep_seeds=2 if tiny else 8,
+                          batch=256 if cuda and eval_device in ("", device) else 64, steps=2 if tiny else 25, sweep_seeds=2 if tiny else 8,
                           sweep_prompts=2 if tiny else 32)
     return RecipeConfig(budget_minutes=budget_minutes, vae=vae_cfg, decoder=decoder_cfg, diffusion=diffusion_cfg, eval=eval_cfg,
-                        shares=tuple(shares), steps=tuple(steps), device=device, seed=seed, threads=threads, vae_size=vae_size)
+                        shares=tuple(shares), steps=tuple(steps), device=device, seed=seed, threads=threads, vae_size=vae_size,
+                        eval_device=eval_device)
 
 
 def sized(loop: LoopConfig, steps: int, minutes: float | None) -> LoopConfig:
@@ -213,7 +216,8 @@ def run(cfg: RecipeConfig, data_path: Path, out: Path, *, baseline: Path | None 
                                                                          finish_early=finish_early, **kw),
         "diffusion": lambda c, folder, finish_early: diffusion.train(c, data_path, folders["vae"], folder, **kw),
     }
-    record: dict = {"budget_minutes": cfg.budget_minutes, "device": cfg.device, "hardware": loop.hardware(dev),
+    record: dict = {"budget_minutes": cfg.budget_minutes, "device": cfg.device, "eval_device": cfg.eval_device or cfg.device,
+                    "hardware": loop.hardware(dev),
                     "versions": _versions(), "seed": cfg.seed, "shares": list(cfg.shares), "vae_size": cfg.vae_size,
                     "data": {"file": data_path.name, "bytes": data_path.stat().st_size}, "stages": {}}
     cumulative = 0.0
@@ -269,7 +273,8 @@ def run(cfg: RecipeConfig, data_path: Path, out: Path, *, baseline: Path | None 
     if not record["export"]["within_60_mb"]:
         log.warning("the export is %.1f MB, over the %g MB the embedded model may take", record["export"]["mb"], MAX_EXPORT_MB)
     t0 = time.monotonic()
-    results = evaluate.main(model_dir, data_path, cfg.eval, out=out / "eval.json", threads=cfg.threads, device=cfg.device,
+    results = evaluate.main(model_dir, data_path, cfg.eval, out=out / "eval.json", threads=cfg.threads,
+                            device=cfg.eval_device or cfg.device,
                             baseline=baseline)
     record["eval"] = {"seconds": round(time.monotonic() - t0, 3), "gates": results["gates"],
                       "config": _plain(dataclasses.asdict(cfg.eval))}
