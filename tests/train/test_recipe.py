@@ -75,7 +75,8 @@ def test_recipe_writes_the_gated_eval_and_a_record_inside_the_budget(done):
     # deadlines are cumulative shares of the budget; the diffusion stage's leaves the eval its estimated time
     assert stages["vae"]["deadline_s"] == pytest.approx(0.3 * 12, abs=1e-3)
     assert stages["decoder"]["deadline_s"] == pytest.approx(0.45 * 12, abs=1e-3)
-    assert stages["diffusion"]["deadline_s"] <= 0.85 * 12 + 1e-3
+    assert stages["diffusion"]["eval_reserve_s"] >= recipe.MIN_EVAL_SHARE * 12
+    assert stages["diffusion"]["deadline_s"] == pytest.approx(12 - stages["diffusion"]["eval_reserve_s"], abs=1e-3)
     assert stages["decoder"]["config"]["disc_start"] == round(0.15 * stages["decoder"]["planned_steps"])
     assert stages["diffusion"]["config"]["caption_mix"] == list(recipe.CAPTION_MIX)
     assert record["export"]["within_60_mb"] and record["device"] == "cpu"
@@ -122,8 +123,9 @@ def _bad_cases(dataset, tmp_path):
         (["--budget-minutes", "1", "--data", d, "--out", str(afile / "sub")], "cannot be created"),
         (["--budget-minutes", "1", "--data", d, "--out", str(afile)], "is a file or a link"),
         (["--budget-minutes", "1", "--data", d, "--out", str(full)], "is not empty"),
-        (["--budget-minutes", "1", "--data", d, "--out", out, "--shares", "0.5,0.3,0.3"], "sums to 1.1"),
-        (["--budget-minutes", "1", "--data", d, "--out", out, "--shares", "0.5,0.3"], "--shares got '0.5,0.3'"),
+        (["--budget-minutes", "1", "--data", d, "--out", out, "--shares", "0.7,0.4"], "sums to 1.1"),
+        (["--budget-minutes", "1", "--data", d, "--out", out, "--shares", "0.5,0.3,0.1"], "--shares got '0.5,0.3,0.1'"),
+        (["--budget-minutes", "1", "--data", d, "--out", out, "--shares", "0.5,-0.1"], "--shares got '0.5,-0.1'"),
         (["--budget-minutes", "1", "--data", d, "--out", out, "--steps", "3,0,2"], "--steps got '3,0,2'"),
         (["--budget-minutes", "1", "--data", d, "--out", out, "--device", "tpu"], "--device 'tpu' is not allowed"),
         (["--budget-minutes", "1", "--data", d, "--out", out, "--eval-device", "tpu"], "--eval-device 'tpu' is not allowed"),

@@ -215,8 +215,8 @@ def cmd_eval(args) -> None:
                   baseline=args.baseline)
 
 
-def _numbers(args, name: str, kind, what: str) -> tuple:
-    """A comma-separated flag of three numbers (one per training stage), or () when absent."""
+def _numbers(args, name: str, kind, what: str, stages: str, count: int) -> tuple:
+    """A comma-separated flag of ``count`` positive numbers (one per training stage), or () when absent."""
     text = getattr(args, name)
     if text is None:
         return ()
@@ -225,8 +225,8 @@ def _numbers(args, name: str, kind, what: str) -> tuple:
         values = tuple(kind(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
-        raise LatentscapeError(f"{flag} got '{text}'; it takes {what} for the vae, decoder and diffusion stages, comma-separated.")
+    if len(values) != count or not all(math.isfinite(v) and v > 0 for v in values):
+        raise LatentscapeError(f"{flag} got '{text}'; it takes {what} for the {stages} stages, comma-separated.")
     return values
 
 
@@ -236,11 +236,12 @@ def cmd_recipe(args) -> None:
     _positive(args, "eval_captions", "threads")
     if args.coarse_prompts < 0:
         raise LatentscapeError(f"--coarse-prompts {args.coarse_prompts} is not allowed; it takes a whole number >= 0.")
-    shares = _numbers(args, "shares", float, "three positive fractions of the budget (summing to below 1: the rest is the export and eval)")
+    shares = _numbers(args, "shares", float, "two positive fractions of the budget (summing to below 1: the diffusion stage, "
+                                             "the export and the eval get the rest)", "vae and decoder", 2)
     if shares and sum(shares) >= 1:
         raise LatentscapeError(f"--shares got '{args.shares}', which sums to {sum(shares):g}; the shares must sum to below 1 "
-                               "(the rest is the export and eval's time), e.g. 0.3,0.15,0.4.")
-    steps = _numbers(args, "steps", int, "three positive whole numbers of steps")
+                               "(the diffusion stage, the export and the eval get the rest), e.g. 0.3,0.15.")
+    steps = _numbers(args, "steps", int, "three positive whole numbers of steps", "vae, decoder and diffusion", 3)
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -336,8 +337,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--eval-device", default=None, help="cpu or cuda for the eval (default: --device's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--shares", default=None, help="fractions of the budget for the vae, decoder and diffusion stages "
-                                                  "(default 0.3,0.15,0.4; the rest is the export and eval)")
+    p.add_argument("--shares", default=None, help="fractions of the budget for the vae and decoder stages (default 0.3,0.15); "
+                                                  "the diffusion stage gets the rest but the export's and eval's time")
     p.add_argument("--steps", default=None, help="fixed schedule lengths for the three stages, e.g. 4000,1500,8000 "
                                                  "(replays a run's recipe.json; default: sized to the time by a probe)")
     p.add_argument("--vae-size", choices=("wide", "shipped"), default=None,

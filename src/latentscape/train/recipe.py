@@ -3,8 +3,8 @@
 Issue 14's prepared GPU run (``latentscape train recipe``; ``tools/gpu_train.sh`` runs it on a lent machine),
 the same code at toy size on a CPU. Each training stage is the project's own stage function:
 
-1. ``vae``: :func:`latentscape.train.vae.train`, encoder and decoder (L1 + image gradients + KL), by default
-   the wider VAE :data:`WIDE_VAE` (same f8c4 geometry; the whole fp16 export stays under 60 MB);
+1. ``vae``: :func:`latentscape.train.vae.train`, encoder and decoder (L1 + image gradients + KL), on CUDA the
+   wider VAE :data:`WIDE_VAE` (same f8c4 geometry; the whole fp16 export stays under 60 MB);
 2. ``decoder``: :func:`latentscape.train.vae.finetune_decoder` on that VAE's latents with the sharpening terms
    (two-scale SSIM, PatchGAN feature matching, hinge GAN with the adaptive weight from 15 % of its steps);
 3. ``diffusion``: :func:`latentscape.train.diffusion.train` on those latents, from random weights, with the four
@@ -14,13 +14,13 @@ then :func:`latentscape.train.export.export` (fp16, the run's whole record in ``
 :func:`latentscape.train.evaluate.main` (the gated numbers: held-out VAE PSNR/SSIM, base-name name/style for
 Euler and DPM++ 2M, coarse diversity).
 
-Wall clock: stage ``k`` must end by ``start + (share_1 + ... + share_k) · budget``; the diffusion stage also
-leaves the export and the eval the time they are estimated to take from the denoiser's measured speed, so the
-whole recipe ends inside the budget whatever the machine's speed. A stage's schedule is sized to its time: a
-short probe of the stage (the same step function, a throwaway folder) measures seconds per step here, and the
-cosine schedule gets as many steps as fit (``steps`` fixes them instead, to replay a run). The loop's
-``minutes`` stops a stage at its deadline regardless; the stage still writes its (EMA) weights and the next
-stage starts. Every choice, the calibration and what each stage reached go to ``recipe.json`` and into the
+Wall clock: the vae stage must end by ``start + share_vae · budget``, the decoder by ``start + (share_vae +
+share_decoder) · budget``, the diffusion stage when only the export's and the eval's time is left (estimated
+from the denoiser's measured speed, at least 8 % of the budget), so the whole recipe ends inside the budget
+whatever the machine's speed. A stage's schedule is sized to its time: a short probe of the stage (the same step
+function, a throwaway folder) measures seconds per step here, and the cosine schedule gets as many steps as fit
+after the stage's own closing work (``steps`` fixes them instead, to replay a run). The loop's ``minutes`` stops
+a stage at its deadline regardless; the stage still writes its (EMA) weights and the next stage starts. Every choice, the calibration and what each stage reached go to ``recipe.json`` and into the
 exported model's manifest. bf16 autocast and large batches on CUDA, fp32 on a CPU; seeds are fixed.
 """
 
@@ -47,7 +47,9 @@ from latentscape.train.vae import VAETrainConfig
 log = logging.getLogger(__name__)
 
 STAGES = ("vae", "decoder", "diffusion")
-DEFAULT_SHARES = (0.30, 0.15, 0.40)  # of the budget; the rest is the export and the eval
+DEFAULT_SHARES = (0.30, 0.15)  # of the budget, for the vae and decoder stages; the diffusion stage gets the rest
+MIN_EVAL_SHARE = 0.08  # the least of the budget kept for the export and the eval (their estimate is taken if larger)
+REPLAY_EVAL_SHARE = 0.15  # kept for them when fixed steps (a replay) leave nothing measured to estimate from
 # The wider VAE of the w4 notes, sized so the fp16 export stays under 60 MB with the shipped UNet and text
 # encoder (9.6 M parameters, 19 MB fp16; the shipped VAE is 3.9 M, [64,128,256,256] x 2 would be 42 MB).
 WIDE_VAE = VAEConfig(block_out_channels=(64, 128, 160, 160), layers_per_block=2)
@@ -63,7 +65,7 @@ class RecipeConfig:
     decoder: VAETrainConfig
     diffusion: DiffusionTrainConfig
     eval: EvalConfig
-    shares: tuple[float, ...] = DEFAULT_SHARES
+    shares: tuple[float, ...] = DEFAULT_SHARES  # vae, decoder
     steps: tuple[int, ...] = ()  # fixed schedule lengths per stage (a replay); () = calibrated by a probe
     probe_fraction: float = 0.06  # of a stage's share, 0.3 s to 30 s
     safety: float = 0.9  # the calibrated schedule fills this fraction of a stage's remaining time
@@ -220,17 +222,17 @@ def run(cfg: RecipeConfig, data_path: Path, out: Path, *, baseline: Path | None 
                     "hardware": loop.hardware(dev),
                     "versions": _versions(), "seed": cfg.seed, "shares": list(cfg.shares), "vae_size": cfg.vae_size,
                     "data": {"file": data_path.name, "bytes": data_path.stat().st_size}, "stages": {}}
-    cumulative = 0.0
+    ends = [sum(cfg.shares[: i + 1]) for i in range(len(cfg.shares))] + [1.0]  # of the budget, before the eval's reserve
     for i, stage in enumerate(STAGES):
-        cumulative += cfg.shares[i]
+        share = ends[i] - (ends[i - 1] if i else 0.0)
         stage_cfg = getattr(cfg, stage)
-        rec: dict = {"share": cfg.shares[i], "began_s": round(time.monotonic() - start, 3)}
-        deadline = start + cumulative * budget
+        rec: dict = {"share": round(share, 6), "began_s": round(time.monotonic() - start, 3)}
+        deadline = start + ends[i] * budget
         setup = 0.0
         if cfg.steps:
             steps = cfg.steps[i]
         else:
-            share_s = cfg.shares[i] * budget
+            share_s = share * budget
             probe_dir = runs / f"probe-{stage}"
             rec["probe"] = _probe(stage, stage_cfg, run_fns[stage], probe_dir, min(30.0, max(0.3, cfg.probe_fraction * share_s)))
             setup = rec["probe"]["setup_seconds"]
@@ -239,9 +241,9 @@ def run(cfg: RecipeConfig, data_path: Path, out: Path, *, baseline: Path | None 
             shutil.rmtree(probe_dir)
         if stage == "diffusion":
             per_step = rec.get("probe", {}).get("seconds_per_step")
-            reserve = _eval_seconds(cfg, per_step, setup) if per_step else (1 - cumulative) * budget
+            reserve = max(_eval_seconds(cfg, per_step, setup), MIN_EVAL_SHARE * budget) if per_step else REPLAY_EVAL_SHARE * budget
             rec["eval_reserve_s"] = round(reserve, 3)
-            deadline = min(deadline, start + budget - reserve)
+            deadline = start + budget - reserve
         remaining = deadline - time.monotonic()
         finish = 0.0
         if not cfg.steps:
