@@ -22,8 +22,10 @@
 #
 # Settings (environment): BUDGET minutes for the recipe (default 8; its clock starts after the imports), SMOKE=1
 # first runs the whole recipe at toy size on the same device (~30 s: a broken GPU code path fails in seconds, not
-# after minutes), FULL_EVAL=1 scores all caption sets and the CFG sweep too, LIMIT seconds for everything
-# (default 575), DATA, PYTHON, WORK, RECIPE_FLAGS (extra recipe flags). On a CPU, e.g. for a rehearsal or the test: OUT=/tmp/o PYTHON=python SMOKE=0 RECIPE_FLAGS=--tiny ...
+# after minutes; if only its eval fails, the real run is scored on the CPU), FULL_EVAL=1 scores all caption sets
+# and the CFG sweep too, LIMIT seconds for everything (default 575), DATA, PYTHON, WORK, RECIPE_FLAGS (extra
+# recipe flags). On a CPU (rehearsal, test): OUT=/tmp/o PYTHON=python FULL_EVAL=0 RECIPE_FLAGS="--device cpu" ...
+# A failed command (rc != 0) still returns log.txt and whatever model was exported.
 set -uo pipefail
 OUT=${OUT:?OUT names the folder whose files come back (the device tool sets it)}
 PY=${PYTHON:-python3}; BUDGET=${BUDGET:-8}; LIMIT=${LIMIT:-575}; WORK=${WORK:-/tmp/latentscape-recipe}
