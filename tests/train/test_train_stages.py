@@ -13,6 +13,7 @@ import torch
 from latentscape.core import metrics as core_metrics
 from latentscape.errors import LatentscapeError
 from latentscape.train import configs, data, diffusion, evaluate, export, loop, metrics, vae
+from tests.train.toy_data import write_toy_dataset
 
 TINY_LOOP = loop.LoopConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9, ema_warmup=1, checkpoint_every=2, log_every=1)
 
@@ -20,17 +21,7 @@ TINY_LOOP = loop.LoopConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """16 images of coloured squares on white, two styles, with captions and a held-out split."""
-    rng = np.random.default_rng(0)
-    items, images = [], []
-    for i in range(8):
-        for style in ("google", "twitter"):
-            im = np.full((64, 64, 3), 255, np.uint8)
-            x, y = rng.integers(0, 32, 2)
-            im[y : y + 24, x : x + 24] = rng.integers(0, 255, 3)
-            images.append(im)
-            items.append(data.Entry(f"{i}.png", f"shape {i}", None, style, "Objects"))
-    heldout = data.split_heldout([e.name for e in items], 0.25, seed=0)
-    return data.write(tmp_path_factory.mktemp("data") / "emoji64.npz", np.stack(images), items, heldout)
+    return write_toy_dataset(tmp_path_factory.mktemp("data") / "emoji64.npz")
 
 
 def _vae_cfg(**kw):

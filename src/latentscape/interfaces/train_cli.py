@@ -1,6 +1,7 @@
 """``latentscape train``: build the emoji data, train the VAE and the diffusion model, export, evaluate.
 
-Stages (each resumable, seeded): ``data`` -> ``vae`` -> ``diffusion`` -> ``export`` -> ``eval``.
+Stages (each resumable, seeded): ``data`` -> ``vae`` -> ``diffusion`` -> ``export`` -> ``eval``; ``recipe`` runs
+them all inside one wall-clock budget (the prepared GPU run, ``tools/gpu_train.sh``).
 Run outputs go to ``--runs`` (default ``./runs``, git-ignored). The main CLI registers these as
 ``latentscape train <stage>``; ``python -m latentscape.interfaces.train_cli train <stage>`` works too.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import signal
 import sys
@@ -213,6 +215,53 @@ def cmd_eval(args) -> None:
                   baseline=args.baseline)
 
 
+def _numbers(args, name: str, kind, what: str, stages: str, count: int) -> tuple:
+    """A comma-separated flag of ``count`` positive numbers (one per training stage), or () when absent."""
+    text = getattr(args, name)
+    if text is None:
+        return ()
+    flag = f"--{name.replace('_', '-')}"
+    try:
+        values = tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count or not all(math.isfinite(v) and v > 0 for v in values):
+        raise LatentscapeError(f"{flag} got '{text}'; it takes {what} for the {stages} stages, comma-separated.")
+    return values
+
+
+def cmd_recipe(args) -> None:
+    if not (math.isfinite(args.budget_minutes) and args.budget_minutes > 0):
+        raise LatentscapeError(f"--budget-minutes {args.budget_minutes} is not allowed; it takes a positive number of minutes, e.g. 9.")
+    _positive(args, "eval_captions", "threads")
+    if args.coarse_prompts < 0:
+        raise LatentscapeError(f"--coarse-prompts {args.coarse_prompts} is not allowed; it takes a whole number >= 0.")
+    shares = _numbers(args, "shares", float, "two positive fractions of the budget (summing to below 1: the diffusion stage, "
+                                             "the export and the eval get the rest)", "vae and decoder", 2)
+    if shares and sum(shares) >= 1:
+        raise LatentscapeError(f"--shares got '{args.shares}', which sums to {sum(shares):g}; the shares must sum to below 1 "
+                               "(the diffusion stage, the export and the eval get the rest), e.g. 0.3,0.15.")
+    steps = _numbers(args, "steps", int, "three positive whole numbers of steps", "vae, decoder and diffusion", 3)
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    for flag, value in (("--device", device), ("--eval-device", args.eval_device)):
+        if value and value.split(":")[0] not in ("cpu", "cuda"):
+            raise LatentscapeError(f"{flag} '{value}' is not allowed; it takes cpu or cuda.")
+        if value and value.startswith("cuda") and not torch.cuda.is_available():
+            raise LatentscapeError(f"{flag} {value} was asked for, but torch sees no CUDA device here; pass cpu or run on a GPU machine.")
+    from latentscape.train import recipe
+
+    cfg = recipe.default_config(args.budget_minutes, device, tiny=args.tiny, seed=args.seed, shares=shares or recipe.DEFAULT_SHARES,
+                                steps=steps, vae_size=args.vae_size, eval_captions=args.eval_captions,
+                                coarse_prompts=args.coarse_prompts, full_eval=args.full_eval, threads=args.threads,
+                                eval_device=args.eval_device or "")
+    record = recipe.run(cfg, args.data, args.out, baseline=args.baseline, progress=not args.no_progress)
+    stages = ", ".join(f"{k} {s['reached_steps']}/{s['planned_steps']} steps in {s['seconds']:.0f} s" for k, s in record["stages"].items())
+    print(f"recipe: {stages}; export {record['export']['mb']:.1f} MB; eval {record['eval']['seconds']:.0f} s; "
+          f"total {record['total_seconds']:.0f} s of {60 * args.budget_minutes:.0f} s -> {args.out}")
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``train`` with its stages to a CLI's subparsers."""
     train = subparsers.add_parser("train", help="build the emoji data and train the embedded model", description=__doc__,
@@ -277,6 +326,32 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="caption sets to score, comma-separated (default base,train,heldout; the gates are on base)")
     p.add_argument("--no-vae", action="store_true", help="skip the VAE round trip (its numbers then are not compared)")
     p.set_defaults(func=cmd_eval)
+
+    p = stages.add_parser("recipe", help="vae, decoder, diffusion, export and eval inside one wall-clock budget (the GPU run)",
+                          description="Every stage in turn, each stopped at its share of --budget-minutes (schedules sized by a "
+                                      "short probe of each stage); writes OUT/model, OUT/eval.json, OUT/recipe.json, OUT/runs.")
+    p.add_argument("--budget-minutes", type=float, required=True, help="wall-clock budget for the whole recipe, eval included")
+    p.add_argument("--data", type=Path, default=None, help="the emoji64.npz array file (default: in the cache folder)")
+    p.add_argument("--out", type=Path, required=True, help="a new or empty folder for the model, eval.json, recipe.json and checkpoints")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available; bf16 and large batches there)")
+    p.add_argument("--eval-device", default=None, help="cpu or cuda for the eval (default: --device's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--shares", default=None, help="fractions of the budget for the vae and decoder stages (default 0.3,0.15); "
+                                                  "the diffusion stage gets the rest but the export's and eval's time")
+    p.add_argument("--steps", default=None, help="fixed schedule lengths for the three stages, e.g. 4000,1500,8000 "
+                                                 "(replays a run's recipe.json; default: sized to the time by a probe)")
+    p.add_argument("--vae-size", choices=("wide", "shipped"), default=None,
+                   help="wide: 64/128/160/160 channels, 2 layers per block (default on CUDA); shipped: the embedded model's "
+                        "VAE shape (default on a CPU, where the wide one is ~8x slower)")
+    p.add_argument("--tiny", action="store_true", help="toy-sized models (tests, rehearsals of the plumbing)")
+    p.add_argument("--eval-captions", type=int, default=64, help="base-name captions of the gated eval (default 64)")
+    p.add_argument("--coarse-prompts", type=int, default=8, help="group+style captions for the diversity measure (0 skips it)")
+    p.add_argument("--full-eval", action="store_true",
+                   help="also score the training and held-out captions and run the CFG sweep (the README's whole table)")
+    p.add_argument("--baseline", type=Path, default=None, help="an earlier eval.json: compare every gated number with it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_recipe)
     return train
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import lzma
 import os
 import re
 import subprocess
@@ -307,13 +308,32 @@ class EmojiData:
 
 
 def load(path: Path | str | None = None) -> EmojiData:
-    """Read the array file written by :func:`build` (default: in the cache folder)."""
+    """Read the array file written by :func:`build` (default: in the cache folder) or by :func:`pack`."""
     path = Path(path) if path is not None else default_cache() / DATA_FILE
     if not path.is_file():
         raise FileNotFoundError(f"dataset '{path}' does not exist; build it with `latentscape train data`.")
-    with np.load(path) as z:
+    source = io.BytesIO(lzma.decompress(path.read_bytes())) if path.suffix == ".xz" else path  # see pack()
+    with np.load(source) as z:
         sub = z["subcategories"] if "subcategories" in z.files else np.full(len(z["names"]), "")
         return EmojiData(z["images"], z["captions"], z["names"], z["styles"], z["heldout"], z["tones"], z["categories"], sub)
+
+
+def pack(src: Path | str, dst: Path | str, preset: int = 9 | lzma.PRESET_EXTREME) -> Path:
+    """The array file ``src`` as one xz-compressed *uncompressed* ``.npz`` (name it ``*.npz.xz``), for carrying to
+    another machine: xz over raw pixels beats the deflate inside ``np.savez_compressed`` (the 7,572 emoji:
+    12.2 MB instead of 18.6 MB at the default preset, ~90 s here). :func:`load` reads it as it is; the same arrays come back."""
+    dst = Path(dst)
+    if dst.suffix != ".xz":
+        raise LatentscapeError(f"the packed data file '{dst}' must end in .xz (e.g. emoji64.npz.xz); its name says how it is read.")
+    with np.load(src) as z:
+        arrays = {k: z[k] for k in z.files}
+    raw = io.BytesIO()
+    np.savez(raw, **arrays)
+    tmp = dst.with_name(dst.name + ".partial")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_bytes(lzma.compress(raw.getvalue(), preset=preset))
+    os.replace(tmp, dst)
+    return dst
 
 
 def to_tensor(images: np.ndarray):

@@ -110,8 +110,11 @@ def save_vae(vae, data: emoji_data.EmojiData, out_dir: Path) -> float:
     return scale
 
 
-def train(cfg: VAETrainConfig, data_path: Path | str | None, run_dir: Path, *, resume: bool = True, device: str | None = None, progress: bool = True) -> Path:
-    """Train (or resume) the VAE in ``run_dir``; write ``run_dir/vae`` and ``run_dir/latents.npz``."""
+def train(cfg: VAETrainConfig, data_path: Path | str | None, run_dir: Path, *, resume: bool = True, device: str | None = None,
+          progress: bool = True, finish_early: bool = False) -> Path:
+    """Train (or resume) the VAE in ``run_dir``; write ``run_dir/vae`` and ``run_dir/latents.npz``. With
+    ``finish_early``, a run stopped by ``minutes`` before the schedule's end writes them too (its EMA weights
+    at that step: a time-boxed recipe's stage must hand something on)."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(cfg.loop.seed)
     data = emoji_data.load(data_path)
@@ -139,7 +142,7 @@ def train(cfg: VAETrainConfig, data_path: Path | str | None, run_dir: Path, *, r
         (rec + cfg.kl_weight * kl).backward()
         return {"loss": rec.item(), "kl": kl.item()}
 
-    final, scores = _run_and_score(state, cfg, train_step, run_dir, config, vae, ema, data, "VAE", progress)
+    final, scores = _run_and_score(state, cfg, train_step, run_dir, config, vae, ema, data, "VAE", progress, finish_early)
     if final is None:
         return run_dir
     save_vae(final, data, run_dir)
@@ -147,10 +150,11 @@ def train(cfg: VAETrainConfig, data_path: Path | str | None, run_dir: Path, *, r
     return run_dir
 
 
-def _finished(state: loop.State, cfg: VAETrainConfig, run_dir: Path) -> bool:
+def _finished(state: loop.State, cfg: VAETrainConfig, run_dir: Path, finish_early: bool = False) -> bool:
     """Whether this process writes the stage's outputs: rank 0, and only once the schedule is complete (a run
-    stopped early by ``minutes`` leaves the previous outputs, if any, as they were)."""
-    if state.step < cfg.loop.steps:
+    stopped early by ``minutes`` leaves the previous outputs, if any, as they were), or at once with
+    ``finish_early``."""
+    if state.step < cfg.loop.steps and not finish_early:
         log.info("stopped at step %d of %d: %s is written when the run completes (resume to continue)",
                  state.step, cfg.loop.steps, run_dir / "vae")
         return False
@@ -158,12 +162,12 @@ def _finished(state: loop.State, cfg: VAETrainConfig, run_dir: Path) -> bool:
 
 
 def _run_and_score(state, cfg: VAETrainConfig, train_step, run_dir: Path, config: dict, vae, ema: dict, data, label: str,
-                   progress: bool):
+                   progress: bool, finish_early: bool = False):
     """Run the loop; once the schedule is finished (on rank 0): the final weights in eval mode and their held-out
     scores, else (None, None)."""
     loop.run(state, cfg.loop, train_step, run_dir=run_dir, config=config, evaluate=_evaluator(vae, ema, data.test.images),
              eval_every=cfg.eval_every, progress=progress)
-    if not _finished(state, cfg, run_dir):
+    if not _finished(state, cfg, run_dir, finish_early):
         return None, None
     final = (ema["vae"].module if ema else vae).float().eval()
     scores = evaluate_vae(final, data.test.images)
@@ -183,9 +187,9 @@ def _evaluator(vae, ema: dict, images: np.ndarray):
 
 
 def finetune_decoder(cfg: VAETrainConfig, data_path: Path | str | None, vae_run: Path, run_dir: Path, *, resume: bool = True,
-                     device: str | None = None, progress: bool = True) -> Path:
+                     device: str | None = None, progress: bool = True, finish_early: bool = False) -> Path:
     """Train only the decoder of ``vae_run/vae`` on its cached latents; write ``run_dir/vae`` (same encoder,
-    same scaling factor, same ``latents.npz``)."""
+    same scaling factor, same ``latents.npz``); ``finish_early`` as in :func:`train`."""
     import shutil
 
     from diffusers import AutoencoderKL
@@ -254,7 +258,8 @@ def finetune_decoder(cfg: VAETrainConfig, data_path: Path | str | None, vae_run:
             logs["d_loss"] = d_loss.item()
         return logs
 
-    final, scores = _run_and_score(state, cfg, train_step, run_dir, config, vae, ema, data, "VAE (decoder fine-tuned)", progress)
+    final, scores = _run_and_score(state, cfg, train_step, run_dir, config, vae, ema, data, "VAE (decoder fine-tuned)", progress,
+                                   finish_early)
     if final is None:
         return run_dir
     final.save_pretrained(run_dir / "vae")
