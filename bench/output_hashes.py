@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = {"uniform": {}, "perceptual": {"pacing": "perceptual"}, "closed_pingpong": {"closed": True, "pingpong": True}}
+CASES = {"uniform": {"pacing": "uniform"}, "perceptual": {"pacing": "perceptual"},
+         "closed_pingpong": {"pacing": "uniform", "closed": True, "pingpong": True}}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -60,3 +60,27 @@ def test_ssim_distance_is_zero_for_equal_images_and_grows_with_displacement():
     assert ssim_distance(torch.rand(2, 3, 5, 5), torch.rand(2, 3, 5, 5)).shape == (2,)
     with pytest.raises(ValueError):
         ssim_distance(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
+
+
+@pytest.mark.parametrize("size", [64, 37, 6])
+def test_per_image_features_give_the_pairwise_distances(size):
+    """Measuring pairs among a few images from per-image features (each image converted once, as the frame
+    tree does) gives the numbers of the pairwise functions (to float32 rounding: batched kernels may sum in
+    another order)."""
+    from latentscape.core.pacing import lab_distance, lab_feature_distance, lab_features
+    from latentscape.core.smoothness import ssim_feature_distance, ssim_features
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(5, 3, size, size, generator=g)
+    images[4] = (images[0] + 0.05 * torch.rand(3, size, size, generator=g)).clamp(0, 1)  # a near neighbour
+    pairs = [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    a, b = [i for i, _ in pairs], [j for _, j in pairs]
+    for features, distance, pairwise in ((lab_features, lab_feature_distance, lab_distance),
+                                         (ssim_features, ssim_feature_distance, ssim_distance)):
+        each = [features(images[i:i + 1]) for i in range(5)]
+        cat = lambda idx: [type(f)(torch.cat([each[i][s][k] for i in idx]) for k in range(len(f))) if isinstance(f, tuple)
+                           else torch.cat([each[i][s] for i in idx]) for s, f in enumerate(each[0])]
+        got = distance(cat(a), cat(b))
+        want = pairwise(images[a], images[b])
+        assert torch.allclose(got, want, rtol=1e-6, atol=1e-9), (pairwise.__name__, (got - want).abs().max())
+        assert got[pairs.index((0, 4))] < got.max() / 2  # and they measure something: the near pair is near

@@ -117,3 +117,27 @@ def test_a_resumed_adaptive_render_is_identical(sd, tmp_path):
     assert not part.exists()
     render_morph(sd, config, part, resume=True)
     assert part.read_bytes() == full.read_bytes()
+
+
+def test_adaptive_is_the_default_and_old_recipes_keep_uniform(sd):
+    """Adaptive pacing won bench/bench_smoothness.py, so it is the default of the workflow, the CLI and the
+    studio's form; a recipe written without a pacing (before it was) still replays uniform."""
+    from pathlib import Path
+
+    from latentscape.interfaces.cli import build_parser
+
+    assert MorphConfig(keyframes=("a@1", "b@2")).pacing == "adaptive"
+    assert build_parser().parse_args(["morph", "a", "b", "-o", "x.gif"]).pacing == "adaptive"
+    page = (Path(latentscape.__file__).parent / "server" / "static" / "index.html").read_text()
+    assert '<option value="adaptive" selected>' in page
+    out = morph(sd, MorphConfig(keyframes=KEYFRAMES[:2], frames=4, steps=2, seed=3, batch_size=4))
+    assert out.recipe.params["pacing"] == "adaptive"
+    old = {k: v for k, v in out.recipe.params.items() if k != "pacing"}
+    assert MorphConfig.from_params(old).pacing == "uniform"
+    assert MorphConfig.from_params(dict(out.recipe.params)).pacing == "adaptive"
+
+
+def test_a_morph_of_keyframes_only_grows_no_tree(sd):
+    """Every frame on a keyframe: adaptive pacing renders just the keyframes (no midpoints to choose from)."""
+    out = morph(sd, MorphConfig(keyframes=KEYFRAMES, frames=3, steps=STEPS, seed=1, batch_size=3))
+    assert out.positions == [0.0, 1.0, 2.0] and out.report.model_evaluations == 3 * STEPS

@@ -165,7 +165,7 @@ def test_cleanup_removes_only_its_own_frame_files_and_never_the_users_probe_fold
 
 
 def test_resume_reuses_the_seed_a_keyframe_of_seed_minus_one_drew(sd, tmp_path):
-    config = MorphConfig(keyframes=("a red cat@5", "seed:-1"), frames=4, steps=1, seed=1, batch_size=2)
+    config = MorphConfig(keyframes=("a red cat@5", "seed:-1"), frames=4, steps=1, seed=1, batch_size=2, pacing="uniform")
     out = tmp_path / "r.gif"
     with pytest.raises(Stop):
         render_morph(sd, config, out, progress=stop_after(2))

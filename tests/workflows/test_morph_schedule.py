@@ -95,7 +95,8 @@ def test_strength_schedule_on_image_keyframes(sd, tmp_path):
         im = generate(sd, GenerateConfig(prompt=prompt, seed=seed, steps=STEPS)).images[0]
         paths.append(str(save_png(im, tmp_path / f"{seed}.png", None)))
     kfs = (Keyframe(image=paths[0], prompt="a cat", seed=3, frame=0), Keyframe(image=paths[1], prompt="a sea", seed=4, frame=3))
-    out = morph(sd, MorphConfig(keyframes=kfs, steps=4, batch_size=4, schedules={"strength": "0:(0.5), 3:(0.75)"}, image_mode="noise"))
+    out = morph(sd, MorphConfig(keyframes=kfs, steps=4, batch_size=4, schedules={"strength": "0:(0.5), 3:(0.75)"}, image_mode="noise",
+                                pacing="uniform"))
     assert [v["strength"] for v in out.frame_values] == pytest.approx([0.5, 0.5833333, 0.6666667, 0.75])
     for kf, strength in ((kfs[0], 0.5), (kfs[1], 0.75)):
         ref = generate(sd, GenerateConfig(prompt=kf.prompt, seed=kf.seed, steps=4, init_image=kf.image, strength=strength))
@@ -210,7 +211,8 @@ def test_resume_of_a_pinned_scheduled_random_seed_morph_gives_the_identical_vide
     from latentscape.workflows.morph import render_morph
 
     config = MorphConfig(keyframes=pinned(("a red cat", None, 0), ("a dog in the snow", None, 2), ("city street", None, 6)),
-                         steps=2, batch_size=2, seed_behavior="random", schedules={"cfg": "0:(4), 3:(9), 6:(6)"})
+                         steps=2, batch_size=2, seed_behavior="random", schedules={"cfg": "0:(4), 3:(9), 6:(6)"},
+                             pacing="uniform")
     full = tmp_path / "full.gif"
     render_morph(sd, config, full)
     manifest = json.loads((tmp_path / "full.gif.manifest.json").read_text())

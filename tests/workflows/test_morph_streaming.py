@@ -29,7 +29,8 @@ MAIN = {
 # perceptual pacing measures its probe in float32 now (main: float64): the positions move by ~1e-8 in u,
 # which can move a pixel by 1/255 (here the GIF is main's to the byte; the frame PNGs' pixels are new)
 PERCEPTUAL = {"perceptual.pixels": "a59ccc07c673bc73024fcf932b237becc3daa258e248825dc033f59eb0e213af"}
-CASES = {"uniform": {}, "perceptual": {"pacing": "perceptual"}, "closed_pingpong": {"closed": True, "pingpong": True}}
+CASES = {"uniform": {"pacing": "uniform"}, "perceptual": {"pacing": "perceptual"},
+         "closed_pingpong": {"pacing": "uniform", "closed": True, "pingpong": True}}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_a_twelve_frame_render_writes_mains_bytes(sd, case, tmp_path):
 
 
 def test_library_morph_returns_frames_on_disk_that_live_with_the_result(sd):
-    out = morph(sd, _config())
+    out = morph(sd, _config(pacing="uniform"))
     assert isinstance(out.images, FrameFiles) and len(out.images) == 12
     folder = out.images.paths[0].parent
     assert folder.is_dir() and sorted(p.name for p in folder.glob("frame_*.png"))[-1] == "frame_00011.png"

@@ -5,22 +5,32 @@ keyframes are rendered in full (so they stay exactly their standalone ``generate
 at the steps a branch may start from. A new frame at ``u`` between nodes L and R starts at step k from
 ``interpolate(L.latents[k], R.latents[k], s)`` (``s`` its place between them, ``interpolation`` as for the
 noise: slerp by default) with its own conditioning, CFG and step noise interpolated at ``u`` exactly as a
-full render of ``u`` has them, so it costs (N − k)/N of a full render. k is chosen per insertion from the
-perceptual distance d between L's and R's images relative to the distance D between the segment's two
-keyframe images: ``k ≈ depth·√(1 − d/D)·N``, snapped down to the tree's branch steps — shallow (k = 0, a full
-render) where neighbours differ as much as the keyframes, deeper where they are close. A branch never
-starts above its parents' own start steps (they hold no latents there); when the wanted step is shallower
-than that, the frame is rendered in full instead.
+full render of ``u`` has them, so it costs (N − k)/N of a full render. The wanted k of an insertion comes
+from how far apart L and R are in mean steps of the delivery to come (``gap``, the worse of both distances):
+``k ≈ depth·(1/gap)^¼·N``, snapped down to the tree's branch steps — deep where neighbours are about one
+frame step apart, shallower the more frame steps lie between them. The parents are the nearest nodes on
+either side holding latents at k (every node holds them from its own start on); where there are none, the
+frame is rendered in full instead.
+
+Growth goes in rounds, each one batch (``batch_size`` frames) started at one step: on this CPU a denoiser
+call costs about as much for one frame as for eight, so many small batches, not many frames, are what makes
+a tree slow. A round gives its frames one at a time to the gap whose pieces are widest (at most
+``MAX_PIECES`` pieces per gap and round, so the gaps are measured again before finer cuts) and starts them at
+the median of their wanted steps, never shallower than the round before (the tree refines deeper, as
+latentblending's does). A gap narrower than the tree's bisection limit (a quarter of a uniform frame step)
+is a cut in the full renders' trajectory: the model flips there even from late latents, so it is crossed by
+branches from ``CUT_DEPTH`` (0.95) of the schedule — in effect a cross-fade of the latents on both sides,
+finished by the last step. Growth stops when the delivered steps are even within ``max_step``, or at the
+budgets: model evaluations (``BUDGET`` full renders per delivered frame) and estimated time (``WALL`` times a
+uniform render of the same frames at the same batch size, by a cost model of calls, items, decodes,
+distances and rounds: see ``CALL_COST``).
 
 Delivery is a *selection*: the ``frames`` delivered frames are tree nodes, chosen by dynamic programming
 over the nodes' actual pairwise distances so that the largest step over the mean step is smallest by the
 pacing's distance and by the structural one (1 − SSIM) at once (keyframes always chosen; pinned keyframes
-at their frame numbers). Nothing is rendered at a position whose distances would then surprise: while the
-best selection's ratio is above ``max_step`` (and the evaluation budget allows), the tree's gaps that look
-largest against the selection's mean step are split and the frames chosen again. A gap narrower than the
-tree's bisection limit is branched as deep as its parents allow: a jump that bisection cannot split is a
-cut in the full renders' trajectory, and a deep branch from the latents on both sides of it crosses it
-gradually.
+at their frame numbers). Nothing is rendered at a position whose distances would then surprise: every
+delivered frame was measured against its neighbours before it was chosen. The distances come from each
+node's image features (CIELAB and SSIM pyramids, computed once per node within ``FEATURE_BYTES``).
 
 Memory is bounded: a node stores its latents at each branch step from its own start on (latents, not
 images), and the tree never holds more than ``max_stored_latents`` of them: a node that would exceed the
@@ -72,6 +82,9 @@ WALL = 1.2  # estimated time growth may spend, as a fraction of a uniform render
 CALL_COST = 5.5  # a denoiser call's fixed cost
 NODE_COST = 8.0  # a rendered frame's decode and its distances to the nodes near it
 ROUND_COST = 15.0  # choosing the frames again after a round of growth
+MAX_PIECES = 3  # a round cuts one gap into at most this many pieces (past what the short tree needs): the
+# gaps are re-measured before finer cuts, so growth follows where the path turns out to change (pair 11 of the
+# bench: 1.75 / 1.92 unlimited, 1.63 / 1.59 at 3; 4 measured worse on pair 0)
 SPLIT_BELOW = 0.75  # gaps whose pieces are this many mean steps wide or less are not split further
 
 Progress = Callable[[str, int, int], None]
@@ -152,9 +165,6 @@ class FrameTree:
             nodes = nodes + [Node(self._end(), nodes[0].start, nodes[0].image, nodes[0].latents)]
         return nodes
 
-    def distance(self, a: Node, b: Node) -> float:
-        return self.distances([(a, b)])[0]
-
     def distances(self, pairs: Sequence[tuple[Node, Node]], metric: str | None = None) -> list[float]:
         """Distances of node pairs by ``metric`` (default: the pacing's), cached by their positions."""
         metric = metric or self.metric
@@ -178,11 +188,6 @@ class FrameTree:
             self._features[key] = features
             self._feature_bytes += size
         return features
-
-    def segment_distance(self, u: float) -> float:
-        """D: the distance between the two keyframes of the segment holding ``u``."""
-        k = min(int(np.floor(u)), self.segments - 1)
-        return self.distance(self.node_at(float(k)), self.node_at(float(k + 1)))
 
     # --- choosing where a branch starts ----------------------------------------------------------------
     def wanted_start(self, gap: float, deep: bool = False) -> int:
@@ -380,7 +385,8 @@ class FrameTree:
         pieces = dict.fromkeys(open_, 1)  # a gap given p − 1 frames is cut into p pieces
         given = 0
         while given < wanted:
-            live = [j for j in pieces if adjacent[j][1].u - adjacent[j][0].u >= 1e-6 * (pieces[j] + 1)]
+            live = [j for j in pieces if adjacent[j][1].u - adjacent[j][0].u >= 1e-6 * (pieces[j] + 1)
+                    and (given < need or pieces[j] < MAX_PIECES)]
             if not live:
                 break
             i = max(live, key=lambda j: (size[j] / pieces[j], -j))

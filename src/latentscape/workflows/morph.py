@@ -77,9 +77,11 @@ class MorphConfig(BatchedSampling):
     ``frames``: the frame count (keyframes pinned with ``frame``: must agree with the last pin of an open path;
     see :mod:`latentscape.workflows.morph_schedule` for pins, ``schedules`` and ``seed_behavior``).
     ``closed`` walks back to the first keyframe (a seamless loop); ``ease`` warps time in every segment;
-    ``pacing`` "perceptual" renders the path once, measures consecutive frame distances (``distance``) and
-    re-places the frames so those steps are even (if that came out less even, as a too-coarse probe can make
-    it, the uniform frames are kept). ``cfg_dip`` lowers CFG towards 1 mid-transition (0 = off,
+    ``pacing`` "adaptive" (the default) grows a shared-trajectory frame tree where the steps look largest and
+    delivers the frames whose steps are most even (:mod:`latentscape.workflows.frame_tree`); "uniform" places
+    frames evenly on the path; "perceptual" renders the path once, measures consecutive frame distances
+    (``distance``) and re-places the frames so those steps are even (if that came out less even, as a
+    too-coarse probe can make it, the uniform frames are kept). ``cfg_dip`` lowers CFG towards 1 mid-transition (0 = off,
     0.5 = halfway). ``fps`` and ``pingpong`` only shape the video.
     """
 
@@ -91,7 +93,7 @@ class MorphConfig(BatchedSampling):
     image_mode: str = "invert"  # image keyframes: invert (start and end on the images) or noise (img2img)
     closed: bool = False
     ease: str = "linear"
-    pacing: str = "uniform"
+    pacing: str = "adaptive"  # the default since it won bench/bench_smoothness.py (recipes record theirs)
     distance: str = "auto"
     max_step: float = 1.5  # adaptive pacing: grow frames until the largest step <= max_step x the mean step
     interpolation: str = "slerp"
@@ -109,8 +111,9 @@ class MorphConfig(BatchedSampling):
         if unknown:
             raise LatentscapeError(f"the recipe has parameters this latentscape does not know ({', '.join(unknown)}); it was made by a newer version.")
         keyframes = tuple(keyframe_from_dict(k, f"recipe keyframe {i + 1}", pinned=True) for i, k in enumerate(params.get("keyframes", [])))
-        # recipes from before image_mode existed were img2img (and recipes without image keyframes omit it)
-        return cls(**{"image_mode": "noise", **params, "keyframes": keyframes})
+        # recipes from before image_mode existed were img2img (and recipes without image keyframes omit it);
+        # a recipe without a pacing is from before adaptive pacing was the default
+        return cls(**{"image_mode": "noise", "pacing": "uniform", **params, "keyframes": keyframes})
 
 
 @dataclass
@@ -310,7 +313,8 @@ def _morph(model: Family, config: MorphConfig, plan: _Plan, recipe: Recipe, *, s
         stats["before"] = smoothness(before)
         positions = repace(probe_positions, before, k, config.closed, config.ease, counts=counts)
         store.data["pacing"] = {"distance": plan.distance, "probe_distances": before}
-    elif config.pacing == "adaptive":  # a frame tree; its frames go through the renderer to the store
+    elif config.pacing == "adaptive" and frames_n > k:  # a frame tree (every frame a keyframe: nothing to grow);
+        # its frames go through the renderer to the store
         tree = FrameTree(model, anchors, settings, plan.distance, img2img=img2img, closed=config.closed,
                          batch_size=config.batch_size, callback=callback, progress=progress)
         positions, tree_frames, _ = adaptive_frames(tree, frames_n, config.max_step, config.ease, counts=counts)

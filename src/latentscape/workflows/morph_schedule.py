@@ -121,8 +121,8 @@ def check_schedule_use(schedules: Mapping[str, ValueSchedule], keyframes: Sequen
         if not img2img:
             raise LatentscapeError("schedules.strength applies only to a path with image keyframes (img2img); this path has none.")
         if pacing == "adaptive":
-            raise LatentscapeError("schedules.strength cannot be used with pacing adaptive (its in-between frames branch from "
-                                   "shared latents at one strength); use pacing uniform or perceptual.")
+            raise LatentscapeError("schedules.strength cannot be used with pacing adaptive, the default (its in-between frames "
+                                   "branch from shared latents at one strength); pass pacing uniform or perceptual.")
     if ("seed" in schedules) != (seed_behavior == "schedule"):
         raise LatentscapeError("schedules.seed needs seed_behavior schedule (and seed_behavior schedule needs schedules.seed).")
     if "seed" in schedules:
