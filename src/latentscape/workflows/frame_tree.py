@@ -82,9 +82,11 @@ WALL = 1.2  # estimated time growth may spend, as a fraction of a uniform render
 CALL_COST = 5.5  # a denoiser call's fixed cost
 NODE_COST = 8.0  # a rendered frame's decode and its distances to the nodes near it
 ROUND_COST = 15.0  # choosing the frames again after a round of growth
-MAX_PIECES = 3  # a round cuts one gap into at most this many pieces (past what the short tree needs): the
-# gaps are re-measured before finer cuts, so growth follows where the path turns out to change (pair 11 of the
-# bench: 1.75 / 1.92 unlimited, 1.63 / 1.59 at 3; 4 measured worse on pair 0)
+MAX_PIECES = 3  # a round smaller than the delivery cuts one gap into at most this many pieces (past what the
+# short tree needs; a cut into as many as it is wide), so gaps are measured again before finer cuts and growth
+# follows where the path turns out to change. 24-pair bench (batch 8): pair 11 1.75 / 1.92 unlimited, 1.63 /
+# 1.59 at 3; rounds as large as the delivery (the CLI's batch 24) measured better unlimited (main job 1.46 /
+# 1.50 vs 2.08 / 2.56 at 3).
 SPLIT_BELOW = 0.75  # gaps whose pieces are this many mean steps wide or less are not split further
 
 Progress = Callable[[str, int, int], None]
@@ -362,7 +364,8 @@ class FrameTree:
 
         The tree's adjacent gaps are measured in mean steps of a delivery of ``frames`` frames (each
         distance's path length over the frames' gaps; the worse distance counts). Frames go one at a time to the gap whose
-        pieces are still widest (a gap given p frames is cut into p + 1 even pieces), while its pieces are
+        pieces are still widest (a gap given p frames is cut into p + 1 even pieces; at most ``MAX_PIECES``
+        pieces per round when the batch is smaller than the delivery), while its pieces are
         wider than ``SPLIT_BELOW`` mean steps (the first ``need`` frames whatever their width). A gap narrower than
         ``2·min_width`` (a jump that survived bisection down to there: a cut in the full renders'
         trajectory) is crossed by branches as deep as ``depth`` (latentblending's way: the mix of two late
@@ -383,10 +386,12 @@ class FrameTree:
         open_ = [i for i, (a, b) in enumerate(adjacent) if b.u - a.u >= 1e-6 and size[i] > 0
                  and (segments is None or int(np.floor(a.u)) in segments)]
         pieces = dict.fromkeys(open_, 1)  # a gap given p − 1 frames is cut into p pieces
+        cut = {i: self._is_cut(adjacent[i], min_width) for i in open_}  # crossed by many branches at once
+        most = MAX_PIECES if self.batch_size < frames else len(nodes) + wanted  # a round as big as the delivery may spread
         given = 0
         while given < wanted:
             live = [j for j in pieces if adjacent[j][1].u - adjacent[j][0].u >= 1e-6 * (pieces[j] + 1)
-                    and (given < need or pieces[j] < MAX_PIECES)]
+                    and (given < need or pieces[j] < most or cut[j])]
             if not live:
                 break
             i = max(live, key=lambda j: (size[j] / pieces[j], -j))
@@ -397,7 +402,7 @@ class FrameTree:
         gaps = [i for i in pieces if pieces[i] > 1]
         if not gaps:
             return []
-        starts = sorted(s for i in gaps for s in [self.wanted_start(size[i], self._is_cut(adjacent[i], min_width))] * (pieces[i] - 1))
+        starts = sorted(s for i in gaps for s in [self.wanted_start(size[i], cut[i])] * (pieces[i] - 1))
         start = max(starts[len(starts) // 2], self.last_start)  # a tree refines deeper, never shallower
         if deeper:
             later = [s for s in self.branch_steps if s > start]
