@@ -15,7 +15,7 @@ from latentscape.io.recipe import file_sha256
 from latentscape.inversion import Inversion
 from latentscape.models.family import Family
 from latentscape.samplers import resolve_sampler
-from latentscape.sampling import StepCallback, denoise
+from latentscape.sampling import StepCallback
 from latentscape.workflows.common import (
     Output,
     config_dict,
@@ -27,6 +27,7 @@ from latentscape.workflows.common import (
 )
 from latentscape.workflows.latent_start import check_model, load_start, read_start_header
 from latentscape.workflows.options import SamplingFields, check_sampling_fields
+from latentscape.workflows.plan import Items, render
 from latentscape.workflows.prompt_editing import encode_edited
 
 
@@ -101,14 +102,15 @@ def generate(model: Family, config: GenerateConfig, *, callback: StepCallback | 
     if init_latents is not None and config.strength == 0:  # nothing to repaint: the image's VAE round trip
         latents = init_latents
     else:  # generators continue into stochastic samplers' step noise; an inversion brings its own step noise
-        latents = denoise(
-            model, noise, cond, uncond,
-            sampler=config.sampler, steps=config.steps, guidance_scale=loop_scale,
-            guidance_rescale=config.guidance_rescale, embedded_guidance=embedded,
-            init_latents=init_latents, strength=config.strength if init_latents is not None else 1.0,
-            generators=generators, callback=callback, cond_schedule=cond_schedule,
-            step_noise=start.inversion.step_noise if start.inversion is not None else None,
-        )
+        def per_item(value: float) -> torch.Tensor:
+            return torch.full((config.batch,), float(value), dtype=torch.float64)  # one value: the float path
+
+        items = Items(noise, cond, uncond, per_item(loop_scale), None if embedded is None else per_item(embedded),
+                      guidance_rescale=config.guidance_rescale, generators=generators,
+                      step_noise=start.inversion.step_noise if start.inversion is not None else None,
+                      init_latents=init_latents, strength=config.strength if init_latents is not None else 1.0,
+                      cond_schedule=cond_schedule)
+        latents = render(model, items, sampler=config.sampler, steps=config.steps, callback=callback)
     images = decode_images(model, latents)
     params = config_dict(dataclasses.replace(config, seed=seed, cfg=cfg_used, width=width, height=height))
     extra = dict(start.extra)
