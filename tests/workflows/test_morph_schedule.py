@@ -55,7 +55,8 @@ def test_pins_in_a_closed_loop(sd):
 # --- schedules -----------------------------------------------------------------------------------------
 def test_cfg_schedule_is_evaluated_at_every_frame_and_pinned_frames_use_their_value(sd):
     kfs = pinned(("a red cat", 5, 0), ("a dog in the snow", 9, 6))
-    config = MorphConfig(keyframes=kfs, steps=STEPS, batch_size=7, schedules={"cfg": "0:(3), 2:(9), 6:(5)"})
+    config = MorphConfig(keyframes=kfs, steps=STEPS, batch_size=7, schedules={"cfg": "0:(3), 2:(9), 6:(5)"},
+                         pacing="uniform")  # frames on whole frame numbers (adaptive ones take their place's values)
     out = morph(sd, config)
     cfgs = [v["cfg"] for v in out.frame_values]
     assert [v["frame"] for v in out.frame_values] == list(range(7))
@@ -63,7 +64,7 @@ def test_cfg_schedule_is_evaluated_at_every_frame_and_pinned_frames_use_their_va
     assert np.abs(standalone(sd, "a red cat", 5, cfg=3.0) - pixels(out.images[0])).max() <= 1
     assert np.abs(standalone(sd, "a dog in the snow", 9, cfg=5.0) - pixels(out.images[6])).max() <= 1
     # the schedule changes the in-between frames: compare with a constant CFG
-    flat = morph(sd, MorphConfig(keyframes=kfs, steps=STEPS, batch_size=7, schedules={"cfg": "0:(3), 6:(5)"}))
+    flat = morph(sd, MorphConfig(keyframes=kfs, steps=STEPS, batch_size=7, schedules={"cfg": "0:(3), 6:(5)"}, pacing="uniform"))
     assert np.array_equal(pixels(flat.images[0]), pixels(out.images[0]))
     assert np.abs(pixels(flat.images[2]) - pixels(out.images[2])).max() > 0
     assert out.recipe.params["schedules"] == {"cfg": "0:(3), 2:(9), 6:(5)"}
