@@ -363,15 +363,16 @@ class FrameTree:
         """The next batch of frames to grow: up to ``wanted`` of them, all started at one step.
 
         The tree's adjacent gaps are measured in mean steps of a delivery of ``frames`` frames (each
-        distance's path length over the frames' gaps; the worse distance counts). Frames go one at a time to the gap whose
-        pieces are still widest (a gap given p frames is cut into p + 1 even pieces; at most ``MAX_PIECES``
-        pieces per round when the batch is smaller than the delivery), while its pieces are
-        wider than ``SPLIT_BELOW`` mean steps (the first ``need`` frames whatever their width). A gap narrower than
-        ``2·min_width`` (a jump that survived bisection down to there: a cut in the full renders'
-        trajectory) is crossed by branches as deep as ``depth`` (latentblending's way: the mix of two late
-        latents changes gradually). Each frame would start at :meth:`wanted_start` of its gap; the batch
-        starts at their median, since a batch of frames costs little more time than one frame (the
-        frames' parents: the nearest nodes holding latents at that step). ``segments``: only gaps within
+        distance's path length over the frames' gaps; the worse distance counts). Frames go one at a time
+        to the gap whose pieces are still widest (a gap given p frames is cut into p + 1 even pieces; at
+        most ``MAX_PIECES`` pieces per round when the batch is smaller than the delivery), while its pieces
+        are wider than ``SPLIT_BELOW`` mean steps (the first ``need`` frames whatever their width). A gap
+        narrower than ``2·min_width`` (a jump that survived bisection down to there: a cut in the full
+        renders' trajectory) takes as many pieces as it is wide and wants ``CUT_DEPTH`` (latentblending's
+        way: the mix of two late latents changes gradually). Each frame would start at
+        :meth:`wanted_start` of its gap; the batch starts at their median, never shallower than the round
+        before, since a batch of frames costs little more time than one frame (the frames' parents: the
+        nearest nodes holding latents at that step). ``segments``: only gaps within
         these segments; ``deeper``: start that many branch steps deeper (a round that must fit a budget).
         Returns the insertions, widest pieces first."""
         nodes = self.path_nodes()
