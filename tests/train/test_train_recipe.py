@@ -109,6 +109,9 @@ def test_fixed_steps_replay_the_schedule_without_probes(dataset, tmp_path):
 def _bad_cases(dataset, tmp_path):
     afile = tmp_path / "a-file"
     afile.write_text("x")
+    other_sample = tmp_path / "eval-1024.json"  # a real eval.json shape, but 1024 captions: another sample than the recipe's
+    other_sample.write_text(json.dumps({"config": {"n_captions": 1024, "steps": 25, "guidance_scale": 7.5, "seed": 0},
+                                        "vae": {"psnr": 20.0, "ssim": 0.8}}))
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
@@ -131,6 +134,7 @@ def _bad_cases(dataset, tmp_path):
         (["--budget-minutes", "1", "--data", d, "--out", out, "--eval-device", "tpu"], "--eval-device 'tpu' is not allowed"),
         (["--budget-minutes", "1", "--data", d, "--out", out, "--eval-captions", "0"], "--eval-captions 0"),
         (["--budget-minutes", "1", "--data", d, "--out", out, "--baseline", str(afile)], "--baseline"),
+        (["--budget-minutes", "1", "--data", d, "--out", out, "--baseline", str(other_sample)], "was scored on other captions"),
     ]
 
 

@@ -230,6 +230,18 @@ def test_eval_measures(runs, dataset, tmp_path):
     better = json.loads(json.dumps(stored))
     better["vae"]["psnr"] += 1
     assert not evaluate.compare(stored, better)["vae.psnr"]["not_worse"]
+    # a baseline that scored another sample does not compare: refused before anything is generated, and compare() is empty
+    other = json.loads(json.dumps(stored))
+    other["config"]["n_captions"] = 1024
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(LatentscapeError, match=r"was scored on other captions or settings \(n_captions 1024 there, 2 here\)"):
+        evaluate.main(model, dataset, cfg, device="cpu", out=tmp_path / "never.json", baseline=tmp_path / "other.json")
+    assert not (tmp_path / "never.json").exists() and evaluate.compare(stored, other) == {}
+    other = json.loads(json.dumps(stored))
+    other["config"]["sweep_seeds"] = 4  # the coarse measure's seeds: compared only when both scored coarse captions
+    assert "sweep_seeds 4 there, 2 here" in evaluate.sample_differences(stored["config"], other)[0]
+    del other["coarse"]
+    assert evaluate.sample_differences(stored["config"], other) == []
 
 
 def test_base_name_captions_have_no_skin_tone_and_generation_uses_the_one_loop(runs, dataset, tmp_path, monkeypatch):

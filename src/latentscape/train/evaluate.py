@@ -189,9 +189,40 @@ def gates(results: dict) -> dict[str, dict]:
     return out
 
 
+# The config fields that fix which images a gated number is measured on: a baseline scored with other values
+# measured other images, and comparing the two would rank samples, not models.
+SAMPLE_FIELDS = ("n_captions", "steps", "guidance_scale", "seed")
+COARSE_FIELDS = ("coarse_prompts", "sweep_seeds")
+
+
+def sample_differences(config: dict, baseline: dict) -> list[str]:
+    """The sample-fixing fields (:data:`SAMPLE_FIELDS`; :data:`COARSE_FIELDS` too when both scored coarse captions)
+    where the eval config ``config`` and the ``baseline`` eval.json differ, as ``"field X there, Y here"``."""
+    theirs = baseline.get("config")
+    if not isinstance(theirs, dict):
+        return ["config missing there"]
+    fields = SAMPLE_FIELDS
+    if config.get("coarse_prompts") and theirs.get("coarse_prompts") and "coarse" in baseline:
+        fields += COARSE_FIELDS
+    return [f"{f} {theirs.get(f)!r} there, {config.get(f)!r} here" for f in fields if theirs.get(f) != config.get(f)]
+
+
+def check_baseline(cfg: EvalConfig, baseline: dict, name: str = "the baseline") -> None:
+    """Refuse, before anything is generated, a baseline that scored another sample than ``cfg`` will."""
+    from latentscape.errors import LatentscapeError
+
+    differences = sample_differences(asdict(cfg), baseline)
+    if differences:
+        raise LatentscapeError(f"{name} was scored on other captions or settings ({'; '.join(differences)}), so its numbers "
+                               "do not compare with these; rescore it with the same --captions, --coarse-prompts, "
+                               "--sampling-steps and seed, or drop the baseline.")
+
+
 def compare(results: dict, baseline: dict) -> dict[str, dict]:
     """Each gated number of ``results`` against the same number of ``baseline`` (e.g. the shipped model's
     eval.json): ``{name: {"value", "baseline", "not_worse"}}``; ship new weights only if all are not worse."""
+    if sample_differences(results.get("config", {}), baseline):
+        return {}
     base = gated(baseline)
     return {k: {"value": v, "baseline": base[k], "not_worse": bool(v >= base[k])} for k, v in gated(results).items() if k in base}
 
@@ -258,6 +289,7 @@ def main(model: Path, data_path, cfg: EvalConfig, *, out: Path | None = None, th
             gated(base)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LatentscapeError(f"the baseline '{baseline}' is not an eval.json written by `latentscape train eval` ({type(exc).__name__}).") from None
+        check_baseline(cfg, base, f"the baseline '{baseline}'")
     if threads:
         torch.set_num_threads(threads)
     data = emoji_data.load(data_path)

@@ -122,9 +122,10 @@ def _with_steps(stage: str, cfg, steps: int, minutes: float | None):
     return dataclasses.replace(cfg, **changes)
 
 
-def check_paths(data_path: Path | None, out: Path, baseline: Path | None = None) -> tuple[Path, int, int]:
-    """The data file, the output folder and the baseline, checked before anything is written; (the data path,
-    its number of images, how many of them are held out)."""
+def check_paths(data_path: Path | None, out: Path, baseline: Path | None = None,
+                eval_cfg: EvalConfig | None = None) -> tuple[Path, int, int]:
+    """The data file, the output folder and the baseline (an eval.json that scored the sample ``eval_cfg`` will),
+    checked before anything is written; (the data path, its number of images, how many of them are held out)."""
     data_path = Path(data_path) if data_path is not None else emoji_data.default_cache() / emoji_data.DATA_FILE
     if not data_path.is_file():
         raise LatentscapeError(f"--data '{data_path}' does not exist; pass the emoji64.npz array file that `latentscape train data` writes.")
@@ -137,9 +138,12 @@ def check_paths(data_path: Path | None, out: Path, baseline: Path | None = None)
         from latentscape.train import evaluate
 
         try:
-            evaluate.gated(json.loads(Path(baseline).read_text()))
+            base = json.loads(Path(baseline).read_text())
+            evaluate.gated(base)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LatentscapeError(f"--baseline '{baseline}' is not an eval.json written by `latentscape train eval` ({type(exc).__name__}).") from None
+        if eval_cfg is not None:
+            evaluate.check_baseline(eval_cfg, base, f"--baseline '{baseline}'")
     out = Path(out)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise LatentscapeError(f"--out '{out}' is a file or a link; the recipe writes a new folder: pass a new or empty folder.")
@@ -198,7 +202,7 @@ def run(cfg: RecipeConfig, data_path: Path, out: Path, *, baseline: Path | None 
 
     start = time.monotonic()
     budget = 60.0 * cfg.budget_minutes
-    data_path, n_images, n_heldout = check_paths(data_path, out, baseline)
+    data_path, n_images, n_heldout = check_paths(data_path, out, baseline, cfg.eval)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
