@@ -20,7 +20,7 @@ from tests.train.toy_data import write_toy_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 GATED = {"vae.psnr", "vae.ssim", "euler.base.name_top1", "euler.base.style_acc", "dpmpp_2m.base.name_top1",
-         "dpmpp_2m.base.style_acc"}
+         "dpmpp_2m.base.style_acc", "coarse.distinct_names_mean"}
 TOY = ["--tiny", "--device", "cpu", "--threads", "1", "--no-progress", "--eval-captions", "2", "--coarse-prompts", "2"]
 
 

@@ -222,7 +222,9 @@ def test_eval_measures(runs, dataset, tmp_path):
     assert set(coarse["per_caption"]) == {"an objects emoji, google style", "an objects emoji, twitter style"}
     assert stored["adherence"]["samplers"]["euler"]["train"]["n"] == 2
     assert set(stored["gates"]) == {"vae.psnr", "vae.ssim", "euler.base.name_top1", "euler.base.style_acc",
-                                    "dpmpp_2m.base.name_top1", "dpmpp_2m.base.style_acc"}
+                                    "dpmpp_2m.base.name_top1", "dpmpp_2m.base.style_acc", "coarse.distinct_names_mean"}
+    assert stored["gates"]["coarse.distinct_names_mean"] == {"value": coarse["distinct_names_mean"], "target": 4.0,
+                                                            "pass": coarse["distinct_names_mean"] >= 4}
     # against itself every gated number is "not worse"; a better baseline makes them worse
     again = evaluate.main(model, dataset, dataclasses.replace(cfg, skip_sweep=True, samplers=("euler",)), device="cpu",
                           out=tmp_path / "again.json", baseline=tmp_path / "runs" / "eval.json")
