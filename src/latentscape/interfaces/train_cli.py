@@ -1,7 +1,8 @@
 """``latentscape train``: build the emoji data, train the VAE and the diffusion model, export, evaluate.
 
 Stages (each resumable, seeded): ``data`` -> ``vae`` -> ``diffusion`` -> ``export`` -> ``eval``; ``recipe`` runs
-them all inside one wall-clock budget (the prepared GPU run, ``tools/gpu_train.sh``).
+them all inside one wall-clock budget (the prepared GPU run, ``tools/gpu_train.sh``); ``merge`` interpolates a
+fine-tune with the model it started from (WiSE-FT).
 Run outputs go to ``--runs`` (default ``./runs``, git-ignored). The main CLI registers these as
 ``latentscape train <stage>``; ``python -m latentscape.interfaces.train_cli train <stage>`` works too.
 """
@@ -198,6 +199,13 @@ def cmd_export(args) -> None:
     print(f"exported {out} ({export.folder_mb(out):.1f} MB)")
 
 
+def cmd_merge(args) -> None:
+    from latentscape.train import merge
+
+    out = merge.merge(args.base, args.tuned, args.alpha, args.out)
+    print(merge.describe(out))
+
+
 def cmd_eval(args) -> None:
     from latentscape.train import evaluate
 
@@ -308,6 +316,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="fp16", choices=("fp16", "fp32"))
     p.add_argument("--vae", type=Path, default=None, help="VAE run folder (default: runs/vae-decoder if present, else runs/vae)")
     p.set_defaults(func=cmd_export)
+
+    p = stages.add_parser("merge", help="weight-space ensemble (WiSE-FT) of a fine-tune and the model it started from")
+    p.add_argument("--base", type=Path, required=True, help="the exported model the fine-tune started from")
+    p.add_argument("--tuned", type=Path, required=True, help="the exported fine-tune (its VAE, tokenizer and scheduler are kept)")
+    p.add_argument("--alpha", type=float, required=True, help="UNet and text encoder = (1 - alpha) * base + alpha * tuned, 0 to 1")
+    p.add_argument("--out", type=Path, required=True, help="output folder (a new, empty or model folder)")
+    p.set_defaults(func=cmd_merge)
 
     p = stages.add_parser("eval", help="VAE PSNR/SSIM, prompt adherence and the CFG sweep")
     _common(p)
