@@ -89,7 +89,9 @@ def test_invert_file_replays_to_the_vae_round_trip_on_the_embedded_model(embedde
     vae = np.asarray(invert_workflow.decode_images(embedded, result.image_latents)[0]).astype(int)
     assert np.abs(replayed - vae).max() <= 1
 
-    ddim = invert_image(embedded, path, InvertConfig(image=str(path), prompt=str(test.captions[0]), method="ddim", steps=10), cache=False)
+    # ddim within 3 dB of the ceiling at the target's own 25 steps (at 10, v3's sharper decoder turns plain DDIM's
+    # latent error into 3.6 dB on average: bench/bench_inversion.py)
+    ddim = invert_image(embedded, path, InvertConfig(image=str(path), prompt=str(test.captions[0]), method="ddim", steps=25), cache=False)
     gap = measure(embedded, ddim)
     assert gap["ceiling_psnr_db"] - 3 < gap["psnr_db"] < gap["ceiling_psnr_db"] + 0.5
 

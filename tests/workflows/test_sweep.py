@@ -120,16 +120,26 @@ ADHERENCE_CFGS = (1.0, 3.0, 5.0, 7.5)
 
 @pytest.mark.slow
 def test_adherence_grows_and_diversity_falls_with_cfg_on_the_embedded_model(embedded):
-    """On the documented prompt set, caption-retrieval adherence is non-decreasing in CFG over {1, 3, 5, 7.5}
-    and CFG 7.5 beats CFG 1; diversity across seeds is non-increasing (the seed's trade-off, measured).
-    Shipped model: adherence 0.984 / 1 / 1 / 1, diversity 0.163 / 0.125 / 0.117 / 0.115."""
+    """On the documented prompt set, caption-retrieval adherence is non-decreasing in CFG over {1, 3, 5, 7.5} and
+    diversity across seeds is non-increasing; by the nearest training image (train eval's measure) CFG 7.5 beats
+    CFG 1 on name and on style (the seed's trade-off, measured). Caption retrieval among these 8 prompts
+    saturates on v3 (1 at every CFG), hence the second measure. Shipped model v3: retrieval 1 / 1 / 1 / 1;
+    nearest-image name 0.375 / 0.625 / 0.594 / 0.609, style 0.797 / 0.922 / 0.922 / 0.969; diversity
+    0.161 / 0.131 / 0.127 / 0.123."""
+    data = adherence.emoji_data_path()
     out = sweep(embedded, SweepConfig(prompts=ADHERENCE_PROMPTS, cfgs=ADHERENCE_CFGS, seeds=8, seed=0, steps=20,
-                                      adherence="classifier", batch_size=32))
-    values = [row["adherence"] for row in out.info["table"]]
-    diversity = [row["diversity"] for row in out.info["table"]]
+                                      adherence="classifier", batch_size=32, emoji_data=str(data) if data else None))
+    table = out.info["table"]
+    values = [row["adherence"] for row in table]
+    diversity = [row["diversity"] for row in table]
     assert is_monotone(values), f"adherence by CFG {ADHERENCE_CFGS}: {values}"
-    assert values[-1] > values[0], f"adherence by CFG {ADHERENCE_CFGS}: {values}"
     assert is_monotone(diversity, increasing=False), f"diversity by CFG {ADHERENCE_CFGS}: {diversity}"
+    assert diversity[-1] < diversity[0]
+    if data is None:
+        pytest.skip("no emoji data (latentscape train data): the nearest-training-image half is not checked")
+    for key in ("nn_name_accuracy", "nn_style_accuracy"):
+        nn = [row[key] for row in table]
+        assert nn[-1] > nn[0], f"{key} by CFG {ADHERENCE_CFGS}: {nn}"
 
 
 def _tiny_clip(folder, sd_folder):
