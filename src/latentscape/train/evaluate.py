@@ -222,6 +222,21 @@ def check_baseline(cfg: EvalConfig, baseline: dict, name: str = "the baseline") 
                                "--sampling-steps and seed, or drop the baseline.")
 
 
+def read_baseline(path: Path, cfg: EvalConfig | None, name: str) -> dict:
+    """The eval.json at ``path`` (``name`` is how messages call it), checked before anything is generated: it must be
+    one `latentscape train eval` wrote and, with ``cfg``, have scored the same sample."""
+    from latentscape.errors import LatentscapeError
+
+    try:
+        base = json.loads(Path(path).read_text())
+        gated(base)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LatentscapeError(f"{name} '{path}' is not an eval.json written by `latentscape train eval` ({type(exc).__name__}).") from None
+    if cfg is not None:
+        check_baseline(cfg, base, f"{name} '{path}'")
+    return base
+
+
 def compare(results: dict, baseline: dict) -> dict[str, dict]:
     """Each gated number of ``results`` against the same number of ``baseline`` (e.g. the shipped model's
     eval.json): ``{name: {"value", "baseline", "not_worse"}}``; ship new weights only if all are not worse."""
@@ -286,14 +301,7 @@ def main(model: Path, data_path, cfg: EvalConfig, *, out: Path | None = None, th
     if unknown or not cfg.sets:
         raise LatentscapeError(f"the caption sets {', '.join(unknown) or '(none)'} are not allowed; pass one or more of "
                                f"{', '.join(CAPTION_SETS)}, comma-separated.")
-    base = None
-    if baseline is not None:
-        try:
-            base = json.loads(Path(baseline).read_text())
-            gated(base)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise LatentscapeError(f"the baseline '{baseline}' is not an eval.json written by `latentscape train eval` ({type(exc).__name__}).") from None
-        check_baseline(cfg, base, f"the baseline '{baseline}'")
+    base = read_baseline(baseline, cfg, "the baseline") if baseline is not None else None
     if threads:
         torch.set_num_threads(threads)
     data = emoji_data.load(data_path)

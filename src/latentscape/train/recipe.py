@@ -137,13 +137,7 @@ def check_paths(data_path: Path | None, out: Path, baseline: Path | None = None,
     if baseline is not None:
         from latentscape.train import evaluate
 
-        try:
-            base = json.loads(Path(baseline).read_text())
-            evaluate.gated(base)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise LatentscapeError(f"--baseline '{baseline}' is not an eval.json written by `latentscape train eval` ({type(exc).__name__}).") from None
-        if eval_cfg is not None:
-            evaluate.check_baseline(eval_cfg, base, f"--baseline '{baseline}'")
+        evaluate.read_baseline(baseline, eval_cfg, "--baseline")
     out = Path(out)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise LatentscapeError(f"--out '{out}' is a file or a link; the recipe writes a new folder: pass a new or empty folder.")
